@@ -1,0 +1,363 @@
+"""The `zoo` command. Fast paths (`--help`, `list`, `info`, `plugins`) import no torch."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from click.shell_completion import CompletionItem
+
+from zoo_core import __version__
+from zoo_core.errors import UsageError, ZooError
+from zoo_core.plugins import get_host
+from zoo_core.registry import UnknownName, get_model, get_runtime, list_models
+
+
+class ModelName(click.ParamType):
+    """A registered model name, completed by the shell from the registry."""
+
+    name = "model"
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        return [CompletionItem(m.name, help=m.spec.summary) for m in list_models() if m.name.startswith(incomplete)]
+
+
+MODEL = ModelName()
+
+
+class ZooGroup(click.Group):
+    """Turns every user-facing error into one line on stderr and its exit code."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.exceptions.Exit as done:
+            sys.exit(done.exit_code)
+        except click.Abort:
+            print("zoo: aborted", file=sys.stderr)
+            sys.exit(130)
+        except click.UsageError as error:
+            command = error.ctx.command_path if error.ctx else "zoo"
+            print(f"zoo: {error.format_message()} (see `{command} --help`)", file=sys.stderr)
+            sys.exit(2)
+        except click.ClickException as error:
+            print(f"zoo: {error.format_message()}", file=sys.stderr)
+            sys.exit(error.exit_code)
+        except UnknownName as error:
+            print(f"zoo: {error}", file=sys.stderr)
+            sys.exit(2)
+        except ZooError as error:
+            message = str(error)
+            print(message if message.startswith("zoo: ") else f"zoo: {message}", file=sys.stderr)
+            sys.exit(error.exit_code)
+
+
+@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="zoo", message="%(prog)s %(version)s")
+def cli() -> None:
+    """A zoo of generative image models: train, export to ONNX, generate and benchmark.
+
+    \b
+    Start with:  zoo list        zoo info MODEL
+                 zoo train MODEL zoo generate MODEL TASK
+    """
+
+
+# -- catalogue ------------------------------------------------------------------------
+def model_summary(model: Any) -> dict[str, Any]:
+    spec = model.spec
+    return {
+        "name": spec.name, "summary": spec.summary, "distribution": model.distribution, "version": model.version,
+        "graphs": [g.name for g in spec.graphs], "presets": [p.name for p in spec.presets],
+        "tasks": [t.name for t in spec.tasks], "params": spec.total_params, "tags": list(spec.tags),
+    }
+
+
+def model_card(model: Any) -> dict[str, Any]:
+    """The whole card of a model, at its card preset, as JSON-ready data."""
+    spec = model.spec
+    card_config = dict(spec.preset(spec.card_preset).values)
+
+    def tensor(t: Any) -> dict[str, Any]:
+        return {"name": t.name, "shape": list(t.resolve(card_config)), "dtype": t.dtype,
+                "range": list(t.value_range) if t.value_range else None, "layout": t.layout}
+
+    return {
+        **model_summary(model),
+        "source": spec.source, "license": spec.license, "card_preset": spec.card_preset,
+        "default_preset": spec.default_preset, "gpu_preset": spec.gpu_preset,
+        "networks": [{"name": n.name, "summary": n.summary, "params": n.params} for n in spec.networks],
+        "graphs": [{"name": g.name, "summary": g.summary, "inputs": [tensor(t) for t in g.inputs],
+                    "outputs": [tensor(t) for t in g.outputs], "gflops_per_item": g.gflops_per_item,
+                    "tolerance": dict(g.tolerance)} for g in spec.graphs],
+        "presets": [{"name": p.name, "summary": p.summary, "values": dict(p.values)} for p in spec.presets],
+        "tasks": [{"name": t.name, "summary": t.summary, "graphs": list(t.graphs)} for t in spec.tasks],
+        "data_layouts": [{"name": d.name, "summary": d.summary} for d in spec.data_layouts],
+    }
+
+
+def _table(title: str, columns: list[str]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", title_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _print(renderable: Any) -> None:
+    from rich.console import Console
+
+    Console().print(renderable)
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def list_command(as_json: bool) -> None:
+    """List the installed models."""
+    models = [model_summary(m) for m in list_models()]
+    if as_json:
+        click.echo(json.dumps(models, indent=2))
+        return
+    if not models:
+        click.echo("no models installed; see `zoo plugins`")
+        return
+    table = _table("models", ["name", "summary", "graphs", "presets", "params", "from"])
+    for m in models:
+        table.add_row(m["name"], m["summary"], ", ".join(m["graphs"]), ", ".join(m["presets"]),
+                      f"{m['params'] / 1e6:.2f} M", f"{m['distribution']} {m['version']}")
+    _print(table)
+
+
+@cli.command("info")
+@click.argument("model", type=MODEL)
+@click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
+def info_command(model: str, as_json: bool) -> None:
+    """Show a model's card: networks, graphs, presets, tasks and data layouts."""
+    card = model_card(get_model(model))
+    if as_json:
+        click.echo(json.dumps(card, indent=2))
+        return
+    from rich.console import Group
+    from rich.text import Text
+
+    head = Text.assemble((card["name"], "bold"), f"  {card['summary']}\n",
+                         f"from {card['distribution']} {card['version']}; source: {card['source'] or '-'}; "
+                         f"license {card['license']}; figures at preset {card['card_preset']}")
+    nets = _table("networks", ["network", "parameters", "summary"])
+    for n in card["networks"]:
+        nets.add_row(n["name"], f"{n['params']:,}", n["summary"])
+    graphs = _table("graphs", ["graph", "inputs", "outputs", "GFLOPs/item"])
+
+    def describe(t: dict[str, Any]) -> str:
+        text = f"{t['name']}[{','.join(map(str, t['shape']))}] {t['dtype']}"
+        return text + (f" in [{t['range'][0]:g},{t['range'][1]:g}]" if t["range"] else "")
+
+    for g in card["graphs"]:
+        graphs.add_row(g["name"], "\n".join(map(describe, g["inputs"])), "\n".join(map(describe, g["outputs"])),
+                       f"{g['gflops_per_item']:.4g}")
+    presets = _table("presets", ["preset", "summary", "values"])
+    for p in card["presets"]:
+        presets.add_row(p["name"], p["summary"], ", ".join(f"{k}={v}" for k, v in p["values"].items()))
+    tasks = _table("tasks (zoo generate)", ["task", "summary", "graphs"])
+    for t in card["tasks"]:
+        tasks.add_row(t["name"], t["summary"], ", ".join(t["graphs"]))
+    layouts = _table("data (--data)", ["layout", "summary"])
+    for d in card["data_layouts"]:
+        layouts.add_row(d["name"], d["summary"])
+    _print(Group(head, nets, graphs, presets, tasks, layouts))
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def plugins_command(as_json: bool) -> None:
+    """List plugin distributions, their hooks, what they registered and any load error."""
+    records = [r.as_json() for r in sorted(get_host().records.values(), key=lambda r: r.distribution)]
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    table = _table("plugins", ["distribution", "version", "hooks", "registered", "errors"])
+    for r in records:
+        registered = [f"model {m}" for m in r["models"]] + [f"runtime {x}" for x in r["runtimes"]]
+        registered += [f"command {c}" for c in r["commands"]]
+        table.add_row(r["name"], r["version"], "\n".join(r["hooks"]), "\n".join(registered),
+                      "[red]" + "\n".join(r["errors"]) if r["errors"] else "")
+    _print(table)
+
+
+# -- plugin authoring -----------------------------------------------------------------
+@cli.group("plugin")
+def plugin_group() -> None:
+    """Write new model plugins."""
+
+
+@plugin_group.command("new")
+@click.argument("name")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write the package (default: ./zoo-NAME).")
+def plugin_new(name: str, directory: Path | None) -> None:
+    """Write a complete third-party plugin package for model NAME."""
+    from zoo_core.scaffold import write_plugin
+
+    target = write_plugin(name, directory)
+    click.echo(f"wrote plugin package {target}; install it with: pip install -e {target}")
+
+
+# -- training -------------------------------------------------------------------------
+@cli.command("train")
+@click.argument("model", type=MODEL)
+@click.option("--preset", help="Preset name (default: quick on CPU, the GPU preset on CUDA).")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Real data folder (see `zoo info MODEL` for its layouts); default: embedded data.")
+@click.option("--data-a", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Domain A folder.")
+@click.option("--data-b", type=click.Path(exists=True, file_okay=False, path_type=Path), help="Domain B folder.")
+@click.option("--strict", is_flag=True, help="Refuse unreadable images instead of skipping them.")
+@click.option("--val-split", type=click.FloatRange(0, 0.9), help="Hold out the last fraction of the data.")
+@click.option("--limit", type=click.IntRange(min=1), help="Use at most this many data items.")
+@click.option("--epochs", type=click.IntRange(min=1))
+@click.option("--max-steps", type=click.IntRange(min=1), help="Stop (with a checkpoint) after this many steps.")
+@click.option("--batch-size", type=click.IntRange(min=1))
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True))
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Override any preset value.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
+@click.option("--resume", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Continue the run in this directory from its last checkpoint.")
+@click.option("--save-every", type=click.IntRange(min=1), help="Also checkpoint every N steps.")
+@click.option("--no-progress", is_flag=True, help="No progress bar or epoch lines.")
+def train_command(model: str, preset: str | None, data: Path | None, data_a: Path | None, data_b: Path | None,
+                  strict: bool, val_split: float | None, limit: int | None, epochs: int | None,
+                  max_steps: int | None, batch_size: int | None, lr: float | None, assignments: tuple[str, ...],
+                  seed: int, device: str, out: Path | None, resume: Path | None, save_every: int | None,
+                  no_progress: bool) -> None:
+    """Train MODEL; writes a run directory with checkpoints, metrics and sample grids."""
+    from zoo_core.config import parse_assignment
+    from zoo_core.engine import TrainOptions, train
+    from zoo_core.recipe import DataSource
+
+    registered = get_model(model)
+    overrides = dict(parse_assignment(a) for a in assignments)
+    for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)):
+        if value is not None:
+            overrides[key] = value
+    if resume is not None and out is not None:
+        raise UsageError("--resume continues a run in place; drop --out")
+    source = DataSource(data=data, data_a=data_a, data_b=data_b, strict=strict, val_split=val_split, limit=limit)
+    options = TrainOptions(preset=preset, overrides=overrides, source=source, device=device, out=out,
+                           resume=resume, max_steps=max_steps, save_every=save_every, seed=seed,
+                           progress=not no_progress)
+    run_dir = train(registered, options)
+    click.echo(f"run directory: {run_dir}")
+
+
+# -- generation -----------------------------------------------------------------------
+GENERATE_OPTIONS = [
+    click.Option(["--runtime"], default="torch", show_default=True, help="torch, onnxruntime, ..."),
+    click.Option(["--run"], type=click.Path(exists=True, file_okay=False, path_type=Path),
+                 help="Run directory (default: the newest under runs/MODEL)."),
+    click.Option(["--checkpoint"], type=click.Path(exists=True, dir_okay=False, path_type=Path)),
+    click.Option(["--export"], type=click.Path(exists=True, file_okay=False, path_type=Path),
+                 help="Export directory for --runtime onnxruntime (default: exports/MODEL)."),
+    click.Option(["--device"], type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True),
+    click.Option(["--out"], type=click.Path(path_type=Path), default=None, help="Output file or folder."),
+    click.Option(["--seed"], type=int, default=0, show_default=True),
+    click.Option(["--data"], type=click.Path(exists=True, file_okay=False, path_type=Path)),
+    click.Option(["--data-a"], type=click.Path(exists=True, file_okay=False, path_type=Path)),
+    click.Option(["--data-b"], type=click.Path(exists=True, file_okay=False, path_type=Path)),
+    click.Option(["--strict"], is_flag=True),
+    click.Option(["--limit"], type=click.IntRange(min=1)),
+]
+COMMON = {p.name for p in GENERATE_OPTIONS}
+
+
+def run_task(model_name: str, task_name: str, params: dict[str, Any]) -> None:
+    from zoo_core.engine import build_recipe
+    from zoo_core.recipe import DataSource
+    from zoo_core.runtime import RuntimeSource
+    from zoo_core.spec import load_object
+    from zoo_core.tasks import TaskContext
+
+    model = get_model(model_name)
+    task = model.spec.task(task_name)
+    runtime = get_runtime(params["runtime"])
+    source = RuntimeSource(run=params["run"], checkpoint=params["checkpoint"], export=params["export"],
+                           device=params["device"])
+    runner = load_object(runtime.spec.loader)(model, source)
+    recipe = getattr(runner, "recipe", None) or build_recipe(model, runner.config)
+    data = DataSource(data=params["data"], data_a=params["data_a"], data_b=params["data_b"],
+                      strict=params["strict"], limit=params["limit"])
+    out = params["out"] or Path("generated") / model.name
+    ctx = TaskContext(model=model, runner=runner, recipe=recipe, out=out, seed=params["seed"], source=data)
+    function = load_object(task.function)
+    function(ctx, **{k: v for k, v in params.items() if k not in COMMON})
+
+
+class ModelTasks(click.Group):
+    """`zoo generate MODEL`: one subcommand per task the model declares."""
+
+    def __init__(self, model_name: str) -> None:
+        spec = get_model(model_name).spec
+        super().__init__(name=model_name, help=f"Tasks of {model_name}: {spec.summary}")
+        for task in spec.tasks:
+            self.add_command(self._task_command(model_name, task))
+
+    @staticmethod
+    def _task_command(model_name: str, task: Any) -> click.Command:
+        def callback(**params: Any) -> None:
+            run_task(model_name, task.name, params)
+
+        return click.Command(task.name, callback=callback, help=task.summary,
+                             params=[*task.params, *[_copy_option(o) for o in GENERATE_OPTIONS]])
+
+
+def _copy_option(option: click.Option) -> click.Option:
+    return click.Option(option.opts, type=option.type, default=option.default, is_flag=option.is_flag,
+                        show_default=option.show_default, help=option.help)
+
+
+class GenerateGroup(click.Group):
+    """`zoo generate MODEL TASK`: models resolved from the registry when asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [m.name for m in list_models() if m.spec.tasks]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        get_model(name)  # an unknown name raises with close matches
+        return ModelTasks(name)
+
+
+@cli.group("generate", cls=GenerateGroup)
+def generate_group() -> None:
+    """Run a model's generation task on any runtime: zoo generate MODEL TASK [OPTIONS]."""
+
+
+# -- data -------------------------------------------------------------------------------
+@cli.group("data")
+def data_group() -> None:
+    """Fetch real data sets (for users with internet; nothing else downloads)."""
+
+
+@data_group.command("download")
+@click.argument("dataset", type=click.Choice(["mnist"]))
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("data/mnist"),
+              show_default=True)
+def data_download(dataset: str, directory: Path) -> None:
+    """Download DATASET with torchvision's downloader into --dir."""
+    from zoo_core.data.mnist import download_mnist
+
+    path = download_mnist(directory)
+    click.echo(f"downloaded {dataset} to {path}; train with: zoo train ae_mnist --data {directory}")
+
+
+def main() -> None:
+    get_host().add_commands(cli)
+    cli(prog_name="zoo")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,435 @@
+"""The shared training engine: one loop for every model plugin.
+
+The engine owns what every recipe would otherwise repeat: device choice, seeding,
+shuffling, AMP scaling, progress, metrics, sample grids, atomic checkpoints and exact
+resume. The recipe owns the networks, the data and the step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import signal
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from zoo_core import __version__
+from zoo_core import io as zio
+from zoo_core.checkpoint import (
+    Checkpoint,
+    load_checkpoint,
+    restore_networks,
+    restore_training_state,
+    save_checkpoint,
+)
+from zoo_core.config import resolve_config
+from zoo_core.errors import UsageError, ZooError
+from zoo_core.plugins import RegisteredModel
+from zoo_core.recipe import Batches, DataSource, Recipe, StepContext, TrainingData
+from zoo_core.spec import load_object
+
+LAST = "last.safetensors"
+BEST = "best.safetensors"
+RESUMABLE_OVERRIDES = {"epochs"}
+
+
+class Interrupted(ZooError):
+    """Ctrl-C during training: the checkpoint is written, the exit code is the shell's 130."""
+
+    exit_code = 130
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU; asking for an absent device is a UsageError."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError("--device mps: MPS is not available here; use --device cpu or auto")
+    if name not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"--device must be auto, cpu, cuda or mps, got {name!r}")
+    return torch.device(name)
+
+
+def derive_seed(seed: int, *parts: int) -> int:
+    """Independent, reproducible seeds for each epoch's shuffle and step noise."""
+    return int(np.random.SeedSequence([seed, *parts]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def versions() -> dict[str, str]:
+    return {"zoo": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "numpy": np.__version__}
+
+
+def build_recipe(model: RegisteredModel, config: Mapping[str, Any]) -> Recipe:
+    recipe_class = load_object(model.spec.recipe)
+    return recipe_class(model.spec, config)
+
+
+def build_networks(recipe: Recipe, seed: int, device: torch.device) -> dict[str, torch.nn.Module]:
+    torch.manual_seed(seed)  # initial weights depend on the seed alone
+    networks = recipe.build_networks()
+    expected = {n.name for n in recipe.spec.networks}
+    if set(networks) != expected:
+        raise ZooError(f"recipe of {recipe.spec.name} built networks {sorted(networks)}, "
+                       f"its spec declares {sorted(expected)}")
+    return {name: net.to(device) for name, net in networks.items()}
+
+
+@dataclass
+class TrainOptions:
+    """Everything `zoo train` was told, already parsed."""
+
+    preset: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    source: DataSource = field(default_factory=DataSource)
+    device: str = "auto"
+    out: Path | None = None
+    resume: Path | None = None
+    max_steps: int | None = None
+    save_every: int | None = None
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass
+class Position:
+    """Where a run stands; saved in every checkpoint so resume continues exactly."""
+
+    epoch: int = 0            # epochs completed
+    batch: int = 0            # batches completed in the current epoch
+    global_step: int = 0
+    best_loss: float = math.inf
+    sums: dict[str, float] = field(default_factory=dict)
+    items: int = 0
+    seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "batch": self.batch, "global_step": self.global_step,
+                "best_loss": None if math.isinf(self.best_loss) else self.best_loss,
+                "sums": self.sums, "items": self.items, "seconds": self.seconds}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> Position:
+        best = value.get("best_loss")
+        return cls(epoch=value["epoch"], batch=value["batch"], global_step=value["global_step"],
+                   best_loss=math.inf if best is None else best, sums=dict(value.get("sums", {})),
+                   items=value.get("items", 0), seconds=value.get("seconds", 0.0))
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[dict[str, bool]]:
+    """Turn the first Ctrl-C into a flag checked between steps, so a step is never half-applied.
+
+    A second Ctrl-C interrupts at once.
+    """
+    flag = {"stop": False}
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        flag["stop"] = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (e.g. inside a test runner thread)
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Trainer:
+    """One training run: fresh or resumed."""
+
+    def __init__(self, model: RegisteredModel, options: TrainOptions) -> None:
+        self.model = model
+        self.spec = model.spec
+        self.options = options
+        self.device = select_device(options.device)
+        self.checkpoint: Checkpoint | None = None
+        if options.resume is not None:
+            self._init_resumed(options)
+        else:
+            self._init_fresh(options)
+        self.recipe = build_recipe(model, self.config)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+
+    # -- set-up ----------------------------------------------------------------------
+    def _init_fresh(self, options: TrainOptions) -> None:
+        preset = options.preset or (self.spec.gpu_preset if self.device.type == "cuda" else self.spec.default_preset)
+        self.config = resolve_config(self.spec, preset, options.overrides)
+        self.seed = options.seed
+        self.source = options.source
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.run_dir = options.out or Path("runs") / self.spec.name / f"{stamp}-{preset}"
+        if (self.run_dir / "checkpoints" / LAST).exists():
+            raise UsageError(f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir} "
+                             "or choose another --out")
+
+    def _init_resumed(self, options: TrainOptions) -> None:
+        self.run_dir = Path(options.resume)
+        config_path = self.run_dir / "config.json"
+        if not config_path.is_file():
+            raise UsageError(f"--resume {self.run_dir}: no config.json there; is it a zoo run directory?")
+        record = json.loads(config_path.read_text())
+        if record.get("model") != self.spec.name:
+            raise UsageError(f"--resume {self.run_dir}: that run trained {record.get('model')!r}, "
+                             f"not {self.spec.name!r}")
+        refused = set(options.overrides) - RESUMABLE_OVERRIDES
+        if refused or options.preset:
+            names = ", ".join(sorted(refused | ({"preset"} if options.preset else set())))
+            raise UsageError(f"a resumed run keeps its config; only --epochs may change (got {names})")
+        self.config = dict(record["config"])
+        if "epochs" in options.overrides:
+            self.config["epochs"] = resolve_config(self.spec, self.config["preset"],
+                                                   {"epochs": options.overrides["epochs"]})["epochs"]
+        self.seed = record["seed"]
+        data = record.get("data", {})
+        self.source = DataSource(**{k: (Path(v) if k.startswith("data") and v else v) for k, v in data.items()})
+        self.checkpoint = load_checkpoint(self.run_dir / "checkpoints" / LAST)
+
+    def _write_config(self) -> None:
+        source = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.source).items()}
+        zio.write_json(self.run_dir / "config.json", {
+            "model": self.spec.name, "plugin": {"distribution": self.model.distribution, "version": self.model.version},
+            "preset": self.config["preset"], "config": self.config, "overrides": self.options.overrides,
+            "seed": self.seed, "device": str(self.device), "data": source, "versions": versions(),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        })
+
+    def _meta(self, position: Position, generator: torch.Generator) -> dict[str, Any]:
+        return {"model": self.spec.name, "plugin_version": self.model.version, "zoo_version": __version__,
+                "config": self.config, "seed": self.seed, "position": position.as_json()}
+
+    # -- the loop --------------------------------------------------------------------
+    def run(self) -> Path:
+        from zoo_core.progress import TrainingProgress
+
+        recipe, device = self.recipe, self.device
+        networks = build_networks(recipe, self.seed, device)
+        data = recipe.load_data(self.source)
+        if _length(data.train) == 0:
+            raise ZooError("the training data is empty")
+        optimizers = recipe.build_optimizers(networks)
+        schedulers = recipe.build_schedulers(optimizers)
+        amp_dtype = _amp_dtype(self.config, device)
+        scalers = {name: torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+                   for name in optimizers}
+        generator = torch.Generator()
+        position = Position()
+        if self.checkpoint is not None:
+            restore_networks(networks, self.checkpoint)
+            restore_training_state(self.checkpoint, optimizers, scalers)
+            position = Position.from_json(self.checkpoint.meta["position"])
+            generator.set_state(self.checkpoint.tensors["extra/generator"].to(torch.uint8))
+            _fast_forward(schedulers, position.epoch)
+            _truncate_metrics(self.run_dir / "metrics.jsonl", position.epoch)
+        else:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+            self._write_config()
+        step = StepContext(device, generator, optimizers, scalers, amp_dtype)
+        batch_size = int(self.config["batch_size"])
+        epochs = int(self.config["epochs"])
+        if position.epoch >= epochs:
+            raise UsageError(f"{self.run_dir} has already trained {position.epoch} of {epochs} epochs; "
+                             "pass a larger --epochs to continue")
+        device_cache: dict[int, torch.Tensor] = {}
+        progress = TrainingProgress(self.spec.name, epochs, enabled=self.options.progress)
+        stop_reason = ""
+        with deferred_interrupt() as interrupt, progress:
+            while position.epoch < epochs and not stop_reason:
+                epoch = position.epoch
+                shuffle = torch.Generator().manual_seed(derive_seed(self.seed, epoch, 0))
+                batches = recipe.batches(data.train, batch_size, shuffle, train=True)
+                _cache_on_device(batches, device, device_cache)
+                if position.batch == 0:
+                    generator.manual_seed(derive_seed(self.seed, epoch, 1))
+                    position.sums, position.items, position.seconds = {}, 0, 0.0
+                for net in networks.values():
+                    net.train()
+                step.epoch = epoch
+                progress.start_epoch(epoch, len(batches), position.batch)
+                sums = {k: torch.tensor(v, dtype=torch.float64, device=device) for k, v in position.sums.items()}
+                started = time.perf_counter()
+                done = position.batch
+                for index in range(position.batch, len(batches)):
+                    batch = recipe.prepare_batch(batches.batch(index), device)
+                    step.step = position.global_step
+                    metrics = recipe.training_step(batch, networks, step)
+                    for key, value in metrics.items():
+                        value = value.detach().to(torch.float64)
+                        sums[key] = sums[key] + value if key in sums else value
+                    position.items += recipe.items_in(batch)
+                    position.global_step += 1
+                    done = index + 1
+                    progress.advance(done, position.items, sums, done, time.perf_counter() - started + position.seconds)
+                    if self.options.max_steps is not None and position.global_step >= self.options.max_steps:
+                        stop_reason = f"reached --max-steps {self.options.max_steps}"
+                    elif interrupt["stop"]:
+                        stop_reason = "interrupted"
+                    saving = self.options.save_every and position.global_step % self.options.save_every == 0
+                    if stop_reason or (saving and done < len(batches)):
+                        self._save_mid_epoch(position, done, sums, started, networks, optimizers, scalers, generator)
+                    if stop_reason:
+                        break
+                if done < len(batches):
+                    break
+                seconds = time.perf_counter() - started + position.seconds
+                train_metrics = {k: float(v) / len(batches) for k, v in sums.items()}
+                val_metrics = self._validate(networks, data)
+                for scheduler in schedulers:
+                    scheduler.step()
+                position.epoch, position.batch = epoch + 1, 0
+                record = {"epoch": epoch + 1, "step": position.global_step, "train": train_metrics, "val": val_metrics,
+                          "items_per_s": position.items / seconds if seconds > 0 else None, "seconds": seconds,
+                          "lr": {n: o.param_groups[0]["lr"] for n, o in optimizers.items()}}
+                zio.append_line(self.run_dir / "metrics.jsonl", json.dumps(record))
+                self._save_samples(networks, data, epoch + 1)
+                val_loss = val_metrics.get("loss", train_metrics.get("loss", math.inf))
+                improved = val_loss < position.best_loss
+                if improved:
+                    position.best_loss = val_loss
+                position.sums, position.items, position.seconds = {}, 0, 0.0
+                meta = self._meta(position, generator)
+                save_checkpoint(self.ckpt_dir / LAST, networks, meta, optimizers, scalers,
+                                {"generator": generator.get_state()})
+                if improved:
+                    save_checkpoint(self.ckpt_dir / BEST, networks, meta)
+                progress.end_epoch(epoch, train_metrics, val_metrics, record["items_per_s"])
+                if interrupt["stop"] and not stop_reason:
+                    stop_reason = "interrupted"
+        self._plot_losses()
+        if stop_reason == "interrupted":
+            raise Interrupted(f"zoo: interrupted at epoch {position.epoch + 1}, step {position.global_step}; "
+                              f"checkpoint saved; continue with: zoo train {self.spec.name} --resume {self.run_dir}")
+        if stop_reason:
+            print(f"zoo: {stop_reason} at step {position.global_step}; checkpoint saved in {self.ckpt_dir} "
+                  f"(continue with --resume {self.run_dir})", file=sys.stderr)
+        return self.run_dir
+
+    def _save_mid_epoch(self, position: Position, done: int, sums: Mapping[str, torch.Tensor], started: float,
+                        networks: Mapping[str, torch.nn.Module], optimizers: Any, scalers: Any,
+                        generator: torch.Generator) -> None:
+        snapshot = Position(epoch=position.epoch, batch=done, global_step=position.global_step,
+                            best_loss=position.best_loss, sums={k: float(v) for k, v in sums.items()},
+                            items=position.items, seconds=time.perf_counter() - started + position.seconds)
+        save_checkpoint(self.ckpt_dir / LAST, dict(networks), self._meta(snapshot, generator), optimizers, scalers,
+                        {"generator": generator.get_state()})
+
+    def _validate(self, networks: Mapping[str, torch.nn.Module], data: TrainingData) -> dict[str, float]:
+        if data.val is None or _length(data.val) == 0:
+            return {}
+        for net in networks.values():
+            net.eval()
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, 1 << 20))
+        sums: dict[str, torch.Tensor] = {}
+        count = 0
+        batches = self.recipe.batches(data.val, int(self.config["batch_size"]), generator, train=False)
+        with torch.no_grad():
+            for raw in batches:
+                batch = self.recipe.prepare_batch(raw, self.device)
+                for key, value in self.recipe.validation_metrics(batch, networks, generator).items():
+                    sums[key] = sums[key] + value.double() if key in sums else value.double()
+                count += self.recipe.items_in(batch)
+        return {k: float(v) / count for k, v in sums.items()}
+
+    def _save_samples(self, networks: Mapping[str, torch.nn.Module], data: TrainingData, epoch: int) -> None:
+        from zoo_core.images import save_grid
+
+        for net in networks.values():
+            net.eval()
+        with torch.no_grad():
+            grid = self.recipe.sample_grid(networks, data, self.device)
+        if grid is not None:
+            scale = max(1, 128 // grid.shape[-1])
+            save_grid(grid, self.run_dir / "samples" / f"epoch_{epoch:03d}.png", nrow=self.recipe.grid_columns,
+                      scale=scale)
+
+    def _plot_losses(self) -> None:
+        from zoo_core.plots import line_chart
+
+        path = self.run_dir / "metrics.jsonl"
+        if not path.exists():
+            return
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if not rows:
+            return
+        series: dict[str, list[float]] = {}
+        for row in rows:
+            for part in ("train", "val"):
+                if "loss" in row.get(part, {}):
+                    series.setdefault(f"{part} loss", []).append(row[part]["loss"])
+        line_chart(series, self.run_dir / "loss.png", title=f"{self.spec.name} ({self.config['preset']})",
+                   log_y=all(v > 0 for vals in series.values() for v in vals))
+
+
+def _amp_dtype(config: Mapping[str, Any], device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or not config.get("amp", False):
+        return None
+    return torch.bfloat16 if config.get("amp_dtype") == "bfloat16" else torch.float16
+
+
+def _length(data: Any) -> int:
+    if isinstance(data, (tuple, list)):
+        return min(len(part) for part in data)
+    return len(data)
+
+
+def _cache_on_device(batches: Batches, device: torch.device, cache: dict[int, torch.Tensor]) -> None:
+    """Keep small data sets resident on the accelerator so each batch is an on-device gather."""
+    if device.type == "cpu":
+        return
+    total = sum(t.numel() * t.element_size() for t in batches.tensors.values())
+    if total > (1 << 30):
+        return
+    resident = {}
+    for name, tensor in batches.tensors.items():
+        key = id(tensor)
+        if key not in cache:
+            cache[key] = tensor.to(device)
+        resident[name] = cache[key]
+    batches.tensors = resident
+
+
+def _fast_forward(schedulers: list[Any], epochs: int) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()" is intended here
+        for scheduler in schedulers:
+            for _ in range(epochs):
+                scheduler.step()
+
+
+def _truncate_metrics(path: Path, epochs: int) -> None:
+    """Drop metric lines written after the checkpoint a resume starts from."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["epoch"] <= epochs]
+    zio.write_text(path, "".join(line + "\n" for line in keep))
+
+
+def train(model: RegisteredModel, options: TrainOptions) -> Path:
+    """Train (or resume) a model; returns the run directory."""
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    return Trainer(model, options).run()

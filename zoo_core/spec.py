@@ -1,0 +1,197 @@
+"""The model spec: what a plugin declares about a model, as plain data.
+
+Everything here is importable without torch, so `zoo list` and `zoo info` can show a
+model's card without building it. The heavy parts (networks, training step, tasks) live
+behind import strings (``"package.module:Name"``) that the core imports on demand.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+Dim = int | str
+BATCH = "N"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of a graph.
+
+    ``shape`` uses ``"N"`` for the dynamic batch axis; any other string names a key of the
+    resolved training config (e.g. ``"image_size"``), so one spec serves every preset.
+    """
+
+    name: str
+    shape: tuple[Dim, ...]
+    dtype: str = "float32"
+    value_range: tuple[float, float] | None = None
+    layout: str = ""
+
+    def resolve(self, config: Mapping[str, Any], batch: int | None = None) -> tuple[Dim, ...]:
+        """Concrete shape for a config; the batch axis stays ``"N"`` unless ``batch`` is given."""
+        dims: list[Dim] = []
+        for dim in self.shape:
+            if dim == BATCH:
+                dims.append(batch if batch is not None else BATCH)
+            elif isinstance(dim, str):
+                if dim not in config:
+                    raise KeyError(f"tensor {self.name!r}: shape names {dim!r}, which the config lacks")
+                dims.append(int(config[dim]))
+            else:
+                dims.append(dim)
+        return tuple(dims)
+
+    def describe(self, config: Mapping[str, Any]) -> str:
+        dims = ",".join(str(d) for d in self.resolve(config))
+        text = f"{self.name}[{dims}] {self.dtype}"
+        if self.value_range is not None:
+            low, high = self.value_range
+            text += f" in [{low:g},{high:g}]"
+        return text
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """A named computation that can be exported and run by any runtime.
+
+    ``gflops_per_item`` is declared at the card preset (2 FLOPs per multiply-add) and
+    recomputed by the test suite; ``tolerance`` overrides the relative-L2 thresholds of
+    export validation per precision (``{"fp32": 1e-4, "fp16": 1e-2}`` by default).
+    """
+
+    name: str
+    summary: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    gflops_per_item: float
+    tolerance: Mapping[str, float] = field(default_factory=dict)
+
+    def input(self, name: str) -> TensorSpec:
+        for tensor in self.inputs:
+            if tensor.name == name:
+                return tensor
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A trained ``nn.Module``; ``params`` is declared at the card preset and tested."""
+
+    name: str
+    summary: str
+    params: int
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of hyper-parameters; every value can be overridden from the CLI."""
+
+    name: str
+    summary: str
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A `zoo generate MODEL TASK` command written against named graphs.
+
+    ``function`` is ``"module:function"``, called as ``function(ctx, **params)`` with a
+    :class:`zoo_core.tasks.TaskContext`; ``params`` are click options/arguments.
+    """
+
+    name: str
+    summary: str
+    graphs: tuple[str, ...]
+    function: str
+    params: tuple[click.Parameter, ...] = ()
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """A data layout the model reads with ``--data``."""
+
+    name: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the core needs to list, train, export and run a model.
+
+    ``recipe`` is ``"module:Class"`` of a :class:`zoo_core.recipe.Recipe` subclass,
+    imported only when the model is trained or run. Card figures (network parameters,
+    graph GFLOPs) are stated at ``card_preset``.
+    """
+
+    name: str
+    summary: str
+    recipe: str
+    networks: tuple[NetworkSpec, ...]
+    graphs: tuple[GraphSpec, ...]
+    presets: tuple[Preset, ...]
+    tasks: tuple[TaskSpec, ...] = ()
+    data_layouts: tuple[DataLayout, ...] = ()
+    card_preset: str = "book"
+    default_preset: str = "quick"
+    gpu_preset: str = "book"
+    source: str = ""
+    license: str = "MIT"
+    tags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for kind, items in (("network", self.networks), ("graph", self.graphs),
+                            ("preset", self.presets), ("task", self.tasks)):
+            names = [item.name for item in items]
+            if len(set(names)) != len(names):
+                raise ValueError(f"model {self.name!r}: duplicate {kind} names in {names}")
+        preset_names = {p.name for p in self.presets}
+        for role in ("card_preset", "default_preset", "gpu_preset"):
+            if getattr(self, role) not in preset_names:
+                raise ValueError(f"model {self.name!r}: {role} {getattr(self, role)!r} is not a preset")
+
+    @property
+    def total_params(self) -> int:
+        return sum(n.params for n in self.networks)
+
+    def preset(self, name: str) -> Preset:
+        for preset in self.presets:
+            if preset.name == name:
+                return preset
+        raise KeyError(name)
+
+    def graph(self, name: str) -> GraphSpec:
+        for graph in self.graphs:
+            if graph.name == name:
+                return graph
+        raise KeyError(name)
+
+    def task(self, name: str) -> TaskSpec:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """An inference backend: ``loader`` is ``"module:function"`` returning a GraphRunner."""
+
+    name: str
+    summary: str
+    loader: str
+
+
+def load_object(reference: str) -> Any:
+    """Import ``"package.module:attr"`` on demand (keeps heavy imports off fast paths)."""
+    module_name, _, attr = reference.partition(":")
+    if not attr:
+        raise ValueError(f"{reference!r} is not of the form 'module:attribute'")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
