@@ -1,0 +1,354 @@
+"""Image files on disk (plain folders, the book's glasses set, CelebA) decoded once into an ImageSet."""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from zoo_core.data.errors import DataError
+from zoo_core.data.imageset import ImageSet
+from zoo_core.data.mnist import find_idx
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+MODES = ("resize", "center_crop")
+CELEBA_ATTR_FILES = ("list_attr_celeba.txt", "list_attr_celeba.csv")
+
+
+# -- decoding ----------------------------------------------------------------------------------------------------
+def _is_image(path: Path) -> bool:
+    # Hidden files include macOS "._x.jpg" resource forks, which look like images but are not.
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def _image_files(folder: Path, recursive: bool) -> list[Path]:
+    """Image files under ``folder`` sorted by path, skipping hidden files and folders."""
+    if not recursive:
+        return sorted(p for p in folder.iterdir() if p.is_file() and _is_image(p))
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found.extend(Path(root) / name for name in files if _is_image(Path(name)))
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def _decode(path: Path, size: int, mode: str) -> np.ndarray:
+    """One image as RGB uint8 [size, size, 3]; raises whatever PIL raises for a bad file."""
+    with Image.open(path) as image:
+        # JPEG can decode straight at 1/2, 1/4 or 1/8 scale: much faster for CelebA at small sizes.
+        image.draft("RGB", (size, size))
+        image = image.convert("RGB")
+        width, height = image.size
+        box = None
+        if mode == "center_crop":
+            side = min(width, height)
+            box = ((width - side) / 2, (height - side) / 2, (width + side) / 2, (height + side) / 2)
+        return np.asarray(image.resize((size, size), Image.Resampling.BICUBIC, box=box))
+
+
+def _check_args(directory: Path, size: int, mode: str, limit: int | None) -> Path:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"data directory {directory} does not exist or is not a directory; check the --data path")
+    if size < 1:
+        raise DataError(f"image size must be positive, got {size} for {directory}")
+    if mode not in MODES:
+        raise DataError(f"unknown resize mode {mode!r} for {directory}; use one of: {', '.join(MODES)}")
+    if limit is not None and limit < 1:
+        raise DataError(f"limit must be at least 1, got {limit} for {directory}")
+    return directory
+
+
+def decode_images(paths: Sequence[Path], size: int, mode: str, strict: bool,
+                  where: Path) -> tuple[np.ndarray, list[int]]:
+    """Decode ``paths`` on a thread pool into uint8 [K,size,size,3]; returns it and the indices that decoded."""
+    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    errors: list[str | None] = [None] * len(paths)
+
+    def work(index: int) -> None:
+        try:
+            out[index] = _decode(paths[index], size, mode)
+        except Exception as error:  # any failure to decode is an unreadable file, reported below
+            errors[index] = f"{type(error).__name__}: {error}"
+
+    # PIL releases the GIL while decoding and resizing, so threads scale with the cores.
+    workers = max(1, min(16, (os.cpu_count() or 1) + 2, len(paths)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(work, range(len(paths))))
+    bad = [i for i, error in enumerate(errors) if error is not None]
+    if bad and strict:
+        raise DataError(f"{paths[bad[0]]}: unreadable image ({errors[bad[0]]}); remove or replace it "
+                        f"({len(bad)} bad in {where})")
+    kept = [i for i, error in enumerate(errors) if error is None]
+    if not kept:
+        first = f"; first: {paths[bad[0]]} ({errors[bad[0]]})" if bad else ""
+        raise DataError(f"no readable image in {where} ({len(paths)} tried{first}); check the path and the files")
+    if bad:
+        print(f"zoo: skipped {len(bad)} unreadable images in {where} (use --strict to refuse)", file=sys.stderr)
+    return (out if len(kept) == len(paths) else out[kept]), kept
+
+
+def _to_set(pixels: np.ndarray, labels: dict[str, Sequence[int]], names: list[str],
+            classes: dict[str, list[str]]) -> ImageSet:
+    return ImageSet(
+        images=torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(),
+        labels={name: torch.tensor(list(values), dtype=torch.int64) for name, values in labels.items()},
+        names=names,
+        classes=classes,
+    )
+
+
+def _load(files: list[Path], labels: dict[str, list[int]], root: Path, where: Path, size: int, mode: str,
+          strict: bool, classes: dict[str, list[str]]) -> ImageSet:
+    pixels, kept = decode_images(files, size, mode, strict, where)
+    kept_labels = {name: [values[i] for i in kept] for name, values in labels.items()}
+    names = [files[i].relative_to(root).as_posix() for i in kept]
+    return _to_set(pixels, kept_labels, names, classes)
+
+
+# -- plain folders -----------------------------------------------------------------------------------------------
+def _class_folders(directory: Path) -> list[Path]:
+    """Sub-folders that hold at least one image somewhere below them (ImageFolder's classes)."""
+    folders = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return [f for f in folders if _image_files(f, recursive=True)]
+
+
+def load_image_folder(directory: Path, size: int, mode: str = "resize", strict: bool = False,
+                      limit: int | None = None) -> ImageSet:
+    """Every image in ``directory``; with class sub-folders, labels {"class": index} in sorted folder order.
+
+    With class sub-folders, images lying directly in ``directory`` are ignored, as torchvision's ImageFolder does.
+    """
+    directory = _check_args(directory, size, mode, limit)
+    classes = _class_folders(directory)
+    labels: dict[str, list[int]] = {}
+    class_names: dict[str, list[str]] = {}
+    if classes:
+        files, index = [], []
+        for number, folder in enumerate(classes):
+            found = _image_files(folder, recursive=True)
+            files += found
+            index += [number] * len(found)
+        labels["class"] = index
+        class_names["class"] = [f.name for f in classes]
+    else:
+        files = _image_files(directory, recursive=False)
+    if not files:
+        raise DataError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {directory} or its sub-folders; "
+                        "point --data at the folder that holds the images")
+    if limit is not None:
+        files = files[:limit]
+        labels = {name: values[:limit] for name, values in labels.items()}
+    return _load(files, labels, directory, directory, size, mode, strict, class_names)
+
+
+# -- the book's glasses set --------------------------------------------------------------------------------------
+def _glasses_folders(directory: Path) -> Path | None:
+    for base in (directory, directory / "glasses"):
+        if (base / "G").is_dir() and (base / "NoG").is_dir():
+            return base
+    return None
+
+
+def _faces_folder(directory: Path) -> Path | None:
+    for base in (directory / "faces-spring-2020" / "faces-spring-2020", directory / "faces-spring-2020"):
+        if base.is_dir() and any(base.glob("face-*.png")):
+            return base
+    return None
+
+
+def _report_missing(count: int, what: str, where: Path) -> None:
+    if count:
+        print(f"zoo: skipped {count} rows of {what} whose image is missing in {where}", file=sys.stderr)
+
+
+def load_glasses(directory: Path, size: int, strict: bool = False, limit: int | None = None,
+                 mode: str = "center_crop") -> ImageSet:
+    """The glasses faces: G/ and NoG/ folders, or faces-spring-2020/ with train.csv; labels {"glasses": 1 for G}."""
+    directory = _check_args(directory, size, mode, limit)
+    classes = {"glasses": ["NoG", "G"]}
+    folders = _glasses_folders(directory)
+    if folders is not None:
+        files, glasses = [], []
+        # G before NoG: sorted by path, the order of the book's ImageFolder.
+        for label, name in ((1, "G"), (0, "NoG")):
+            found = _image_files(folders / name, recursive=True)
+            files += found
+            glasses += [label] * len(found)
+        if not files:
+            raise DataError(f"{folders}/G and {folders}/NoG hold no image files; put the face images in them")
+    else:
+        faces = _faces_folder(directory)
+        if faces is None:
+            raise DataError(f"no glasses data in {directory}: looked for G/ and NoG/ folders (also under glasses/) and "
+                            "for faces-spring-2020/face-N.png with train.csv; point --data at the folder holding them")
+        table = next((p for p in (directory / "train.csv", faces.parent / "train.csv", faces / "train.csv")
+                      if p.is_file()), None)
+        if table is None:
+            raise DataError(f"found {faces} but no train.csv in {directory} or next to it; the csv's id and glasses "
+                            "columns give the labels, copy it there")
+        rows = _read_glasses_csv(table)
+        files, glasses, missing = [], [], 0
+        for face_id, label in sorted(rows):
+            path = faces / f"face-{face_id}.png"
+            if path.is_file():
+                files.append(path)
+                glasses.append(label)
+            else:
+                missing += 1
+        _report_missing(missing, table.name, faces)
+        if not files:
+            raise DataError(f"none of the {len(rows)} images listed in {table} exist in {faces}; check the layout")
+        folders = faces
+    if limit is not None:
+        files, glasses = files[:limit], glasses[:limit]
+    return _load(files, {"glasses": glasses}, folders, folders, size, mode, strict, classes)
+
+
+def _read_glasses_csv(table: Path) -> list[tuple[int, int]]:
+    with open(table, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = [name.strip() for name in next(reader, [])]
+        if "id" not in header or "glasses" not in header:
+            raise DataError(f"{table}: needs columns id and glasses, found {', '.join(header[:6]) or 'no header'}; "
+                            "use the train.csv of the glasses data set")
+        id_col, label_col = header.index("id"), header.index("glasses")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            try:
+                rows.append((int(float(row[id_col])), int(float(row[label_col]) > 0.5)))
+            except (ValueError, IndexError):
+                raise DataError(f"{table}:{line}: id or glasses is not a number ({row[:3]}...); fix or delete "
+                                "that row") from None
+    return rows
+
+
+# -- CelebA ------------------------------------------------------------------------------------------------------
+def _celeba_images(directory: Path) -> Path | None:
+    for base in (directory / "img_align_celeba" / "img_align_celeba", directory / "img_align_celeba",
+                 directory / "Img" / "img_align_celeba"):
+        if base.is_dir():
+            return base
+    return None
+
+
+def _celeba_table(directory: Path) -> Path | None:
+    for folder in (directory, directory / "Anno"):
+        for name in CELEBA_ATTR_FILES:
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def read_celeba_attributes(table: Path) -> tuple[list[str], list[str], np.ndarray]:
+    """(attribute names, file names, values as int8 0/1 [rows, attributes]) from the .txt or Kaggle .csv file."""
+    lines = table.read_text(encoding="utf-8-sig").splitlines()
+    if table.suffix.lower() == ".csv":
+        header = next(csv.reader(lines[:1]), [])
+        if not header or header[0].strip() != "image_id":
+            raise DataError(f"{table}: the header must start with image_id (Kaggle's list_attr_celeba.csv); "
+                            "download the file again")
+        names = [name.strip() for name in header[1:]]
+        separator, body, declared = ",", lines[1:], None
+    else:
+        if len(lines) < 2:
+            raise DataError(f"{table}: too short; the official file has a count line, then attribute names, then rows")
+        try:
+            declared = int(lines[0].strip())
+        except ValueError:
+            raise DataError(f"{table}: first line should be the image count, got {lines[0][:40]!r}; "
+                            "use the official list_attr_celeba.txt") from None
+        names, separator, body = lines[1].split(), None, lines[2:]
+    rows = [line.split(separator, 1) for line in body if line.strip()]
+    if declared is not None and declared != len(rows):
+        raise DataError(f"{table}: declares {declared} images but has {len(rows)} rows; the file is truncated, "
+                        "download it again")
+    if any(len(row) != 2 for row in rows):
+        raise DataError(f"{table}: a row has a file name but no attribute values; the file is corrupt, "
+                        "download it again")
+    # numpy's C parser reads the 200k x 40 table about ten times faster than splitting it in Python.
+    try:
+        values = np.loadtxt([row[1] for row in rows], dtype=np.int8, delimiter=separator, ndmin=2)
+    except ValueError as error:
+        raise DataError(f"{table}: attribute values are not a clean -1/1 table ({str(error).splitlines()[0]}); "
+                        "the file is corrupt, download it again") from None
+    if rows and values.shape[1] != len(names):
+        raise DataError(f"{table}: {values.shape[1]} values per row for {len(names)} attribute names; "
+                        "the file is corrupt, download it again")
+    files = [row[0].strip() for row in rows]
+    return names, files, (values > 0).astype(np.int8).reshape(len(files), len(names))  # -1/1 to 0/1
+
+
+def load_celeba(directory: Path, size: int, attributes: list[str],
+                select: Callable[[dict[str, int]], bool] | None = None, strict: bool = False,
+                limit: int | None = None, mode: str = "center_crop") -> ImageSet:
+    """CelebA aligned faces with ``attributes`` as 0/1 labels; ``select`` picks rows before anything is decoded."""
+    directory = _check_args(directory, size, mode, limit)
+    images_dir = _celeba_images(directory)
+    table = _celeba_table(directory)
+    if images_dir is None or table is None:
+        missing = "img_align_celeba/" if images_dir is None else " or ".join(CELEBA_ATTR_FILES)
+        raise DataError(f"no CelebA in {directory}: {missing} not found; put img_align_celeba/ and "
+                        "list_attr_celeba.txt (or Kaggle's .csv) in that folder")
+    names, files, values = read_celeba_attributes(table)
+    unknown = [a for a in attributes if a not in names]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], names, n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise DataError(f"unknown CelebA attribute {unknown[0]!r} in {table}; {hint}available include "
+                        f"{', '.join(names[:8])}, ... ({len(names)} in all)")
+    order = sorted(range(len(files)), key=files.__getitem__)
+    if select is not None:
+        order = [i for i in order if select(dict(zip(names, values[i].tolist(), strict=True)))]
+    paths, rows, missing = [], [], 0
+    for i in order:
+        path = images_dir / files[i]
+        if path.is_file():
+            paths.append(path)
+            rows.append(i)
+            if limit is not None and len(paths) >= limit:
+                break
+        else:
+            missing += 1
+    _report_missing(missing, table.name, images_dir)
+    if not paths:
+        what = "selected by the filter" if select is not None else f"listed in {table.name}"
+        raise DataError(f"no CelebA image {what} exists in {images_dir}; check the folder and the filter")
+    columns = [names.index(a) for a in attributes]
+    labels = {a: values[rows, c].astype(int).tolist() for a, c in zip(attributes, columns, strict=True)}
+    return _load(paths, labels, images_dir, images_dir, size, mode, strict,
+                 {a: ["no", "yes"] for a in attributes})
+
+
+# -- layout detection --------------------------------------------------------------------------------------------
+def detect_layout(directory: Path) -> str:
+    """The reader that fits ``directory``: mnist-idx, mnist-torchvision, glasses-folders, glasses-csv, celeba or
+    image-folder."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"data directory {directory} does not exist or is not a directory; check the --data path")
+    for prefix in ("train", "t10k"):
+        found = find_idx(directory, prefix, "images")
+        if found is not None:
+            return "mnist-idx" if found.parent == directory else "mnist-torchvision"
+    if _glasses_folders(directory) is not None:
+        return "glasses-folders"
+    if _faces_folder(directory) is not None:
+        return "glasses-csv"
+    if _celeba_images(directory) is not None and _celeba_table(directory) is not None:
+        return "celeba"
+    if _image_files(directory, recursive=False) or _class_folders(directory):
+        return "image-folder"
+    raise DataError(f"cannot tell what data is in {directory}: looked for MNIST IDX files (train-images-idx3-ubyte"
+                    "[.gz], also under MNIST/raw), G/ and NoG/ folders, faces-spring-2020/ with train.csv, "
+                    "img_align_celeba/ with list_attr_celeba.txt|csv, and image files; point --data at one of those")

@@ -1,0 +1,134 @@
+"""MNIST from its IDX files (gzipped or not), in the plain layout or torchvision's ``MNIST/raw``."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zoo_core.data.errors import DataError
+from zoo_core.data.imageset import ImageSet
+
+IMAGES_MAGIC = 2051
+LABELS_MAGIC = 2049
+SPLITS = {"train": "train", "test": "t10k"}
+# Kaggle copies spell the names with a dot ("train-images.idx3-ubyte"); accept both spellings.
+_STEMS = {
+    "images": ("{prefix}-images-idx3-ubyte", "{prefix}-images.idx3-ubyte"),
+    "labels": ("{prefix}-labels-idx1-ubyte", "{prefix}-labels.idx1-ubyte"),
+}
+
+
+def mnist_dirs(directory: Path) -> list[Path]:
+    """Where IDX files may live under ``directory``: itself, then torchvision's ``MNIST/raw``."""
+    directory = Path(directory)
+    return [directory, directory / "MNIST" / "raw"]
+
+
+def find_idx(directory: Path, prefix: str, kind: str) -> Path | None:
+    """The first existing IDX file for ``prefix`` ("train"/"t10k") and ``kind`` ("images"/"labels")."""
+    for folder in mnist_dirs(directory):
+        for stem in _STEMS[kind]:
+            # Prefer the uncompressed file: torchvision keeps both and the raw one skips a decompression.
+            for name in (stem.format(prefix=prefix), stem.format(prefix=prefix) + ".gz"):
+                if (folder / name).is_file():
+                    return folder / name
+    return None
+
+
+def _looked_for(prefix: str) -> str:
+    return ", ".join(f"{_STEMS[kind][0].format(prefix=prefix)}[.gz]" for kind in ("images", "labels"))
+
+
+def _read_bytes(path: Path) -> bytes:
+    raw = path.read_bytes()
+    if raw[:2] != b"\x1f\x8b":  # the gzip magic, so a misnamed file is still read correctly
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (EOFError, OSError, zlib.error) as error:
+        raise DataError(f"{path}: gzip data is truncated or corrupt ({error}); delete it and download it again "
+                        "(zoo data download mnist)") from None
+
+
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """An IDX file as a uint8 array shaped by its header; refuses a wrong magic number or length."""
+    path = Path(path)
+    data = _read_bytes(path)
+    if len(data) < 8:
+        raise DataError(f"{path}: only {len(data)} bytes, too short for an IDX header; the file is truncated, "
+                        "download it again")
+    found = int.from_bytes(data[:4], "big")
+    if found != magic:
+        what = "images (idx3)" if magic == IMAGES_MAGIC else "labels (idx1)"
+        raise DataError(f"{path}: magic number {found}, expected {magic} for MNIST {what}; "
+                        "the file is not an MNIST IDX file of that kind, check its name or download it again")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(dims, dtype=np.int64))
+    if len(data) != expected:
+        raise DataError(f"{path}: {len(data)} bytes but the header {list(dims)} needs {expected}; "
+                        "the file is truncated or corrupt, download it again")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def load_mnist(directory: Path, split: str = "auto") -> ImageSet:
+    """MNIST digits as uint8 [N,1,28,28] with labels {"digit"}; split "train", "test" or "auto" (train if present)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"MNIST directory {directory} does not exist; create it with: zoo data download mnist "
+                        f"--dir {directory}")
+    if split not in ("train", "test", "auto"):
+        raise DataError(f"unknown MNIST split {split!r} for {directory}; use train, test or auto")
+    if split == "auto":
+        # Train files win when both are there; the test split is the fallback for test-only copies.
+        has_train = find_idx(directory, "train", "images") or find_idx(directory, "train", "labels")
+        prefix = "train" if has_train else "t10k"
+    else:
+        prefix = SPLITS[split]
+    images_path = find_idx(directory, prefix, "images")
+    labels_path = find_idx(directory, prefix, "labels")
+    if images_path is None and labels_path is None:
+        names = _looked_for("train") + ", " + _looked_for("t10k") if split == "auto" else _looked_for(prefix)
+        raise DataError(f"no MNIST IDX files in {directory} or {directory / 'MNIST' / 'raw'} (looked for {names}); "
+                        f"download them with: zoo data download mnist --dir {directory}")
+    if images_path is None or labels_path is None:
+        missing = _STEMS["images" if images_path is None else "labels"][0].format(prefix=prefix)
+        raise DataError(f"{directory}: found {(images_path or labels_path).name} but not {missing}[.gz]; "
+                        "put both files of the split in the same directory")
+    images = read_idx(images_path, IMAGES_MAGIC)
+    labels = read_idx(labels_path, LABELS_MAGIC)
+    if images.ndim != 3:
+        raise DataError(f"{images_path}: IDX images have dims {list(images.shape)}, expected [N, rows, cols]")
+    if labels.ndim != 1:
+        raise DataError(f"{labels_path}: IDX labels have dims {list(labels.shape)}, expected [N]")
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(f"{images_path} holds {images.shape[0]} images but {labels_path.name} holds "
+                        f"{labels.shape[0]} labels; the two files come from different splits or one is truncated")
+    if labels.size and int(labels.max()) > 9:
+        raise DataError(f"{labels_path}: label {int(labels.max())} is not a digit 0-9; this is not an MNIST label file")
+    # Copy out of the read-only bytes buffer: torch wants a writable array and the set must own its memory.
+    return ImageSet(
+        images=torch.from_numpy(images.copy()).unsqueeze(1),
+        labels={"digit": torch.from_numpy(labels.astype(np.int64))},
+        classes={"digit": [str(d) for d in range(10)]},
+    )
+
+
+def download_mnist(directory: Path) -> Path:
+    """Fetch both MNIST splits with torchvision into ``directory``; returns the folder holding the IDX files."""
+    import torchvision  # imported here: it costs seconds and only this command needs it
+
+    directory = Path(directory)
+    try:
+        for train in (True, False):
+            torchvision.datasets.MNIST(root=str(directory), train=train, download=True)
+    except (OSError, RuntimeError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(f"could not download MNIST into {directory} ({message}); check the network, or copy the "
+                        "four IDX files there by hand") from None
+    return directory / "MNIST" / "raw"
