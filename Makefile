@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 startup-bench: $(STAMP)
-	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/scripts/startup.py
 
 clean:
 	rm -rf $(VENV) $(DEMO)

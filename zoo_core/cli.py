@@ -327,6 +327,8 @@ class GenerateGroup(click.Group):
         return [m.name for m in list_models() if m.spec.tasks]
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if ctx.resilient_parsing and name not in get_host().models:
+            return None  # shell completion: offer nothing rather than print an error mid-line
         get_model(name)  # an unknown name raises with close matches
         return ModelTasks(name)
 

@@ -37,7 +37,7 @@ def _names_from_env(variable: str) -> set[str] | None:
     value = os.environ.get(variable)
     if value is None:
         return None
-    return {normalize(part) for part in value.split(",") if part.strip()}
+    return {normalize(part.strip()) for part in value.split(",") if part.strip()}
 
 
 @dataclass
@@ -121,6 +121,16 @@ class PluginHost:
                 record.hooks.append(caller.name)
         return record
 
+    def unregister(self, distribution: str) -> None:
+        """Remove a distribution's plugins and the models and runtimes they registered (tests use it)."""
+        self.records.pop(distribution, None)
+        for name, plugin in self.pm.list_name_plugin():
+            if name.startswith(f"{distribution}:"):
+                self.pm.unregister(plugin, name=name)
+                self._owner.pop(id(plugin), None)
+        self.models = {k: m for k, m in self.models.items() if m.distribution != distribution}
+        self.runtimes = {k: r for k, r in self.runtimes.items() if r.distribution != distribution}
+
     def load_entry_points(self, distributions: Iterable[metadata.Distribution] | None = None) -> None:
         """Import every ``zoo`` entry point allowed by the environment variables."""
         allow = _names_from_env("ZOO_LOAD_PLUGINS")
@@ -131,8 +141,14 @@ class PluginHost:
             if not name or name in seen:
                 continue  # the same distribution visible twice on sys.path
             seen.add(name)
-            points = [ep for ep in dist.entry_points if ep.group == GROUP]
-            if not points or name in deny or (allow is not None and name not in allow):
+            if name in deny or (allow is not None and name not in allow):
+                continue
+            try:
+                points = [ep for ep in dist.entry_points if ep.group == GROUP]
+            except Exception as error:  # a malformed entry_points.txt must not take the CLI down
+                if f"[{GROUP}]" in (dist.read_text("entry_points.txt") or ""):
+                    record = self.records.setdefault(name, PluginRecord(name, dist.version))
+                    self._fail(record, f"unreadable entry_points.txt: {_one_line(error)}", error)
                 continue
             for point in points:
                 self._load_entry_point(point, name, dist.version)
@@ -150,7 +166,7 @@ class PluginHost:
     def _check_unknown_hooks(self, plugin: object, record: PluginRecord) -> None:
         # pluggy's check_pending() only names the first unknown hook and raises; we want
         # every misspelt hook reported against the plugin that has it.
-        known = {name for name in dir(self.pm.hook) if name.startswith("zoo_")}
+        known = {name for name, caller in vars(self.pm.hook).items() if caller.has_spec()}
         for caller in self.pm.get_hookcallers(plugin) or []:
             if caller.spec is None:
                 close = difflib.get_close_matches(caller.name, sorted(known), n=1)
@@ -179,7 +195,7 @@ class PluginHost:
 
     def _each_impl(self, hook_name: str, call: Callable[[pluggy.HookImpl, PluginRecord], None]) -> None:
         caller = getattr(self.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in caller.get_hookimpls():  # registration order (pluggy's own calls run them in reverse)
             record = self._owner.get(id(impl.plugin))
             if record is None:
                 continue
