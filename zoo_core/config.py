@@ -48,8 +48,18 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         if isinstance(default, (list, tuple)):
             return list(value) if isinstance(value, (list, tuple)) else [value]
     except (TypeError, ValueError):
-        raise UsageError(f"{key} must be a {type(default).__name__} like {default!r}, got {value!r}") from None
+        raise UsageError(f"{key} must be {_kind(default)} like {default!r}, got {value!r}") from None
     return value
+
+
+def _kind(default: Any) -> str:
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "an integer"
+    if isinstance(default, float):
+        return "a number"
+    return f"a {type(default).__name__}"
 
 
 def resolve_config(spec: ModelSpec, preset: str, overrides: Mapping[str, Any]) -> dict[str, Any]:

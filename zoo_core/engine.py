@@ -166,6 +166,7 @@ class Trainer:
         self.options = options
         self.device = select_device(options.device)
         self.checkpoint: Checkpoint | None = None
+        self.resumed_record: dict[str, Any] | None = None
         if options.resume is not None:
             self._init_resumed(options)
         else:
@@ -180,7 +181,7 @@ class Trainer:
         self.seed = options.seed
         self.source = options.source
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        self.run_dir = options.out or Path("runs") / self.spec.name / f"{stamp}-{preset}"
+        self.run_dir = Path(options.out) if options.out else Path("runs") / self.spec.name / f"{stamp}-{preset}"
         if (self.run_dir / "checkpoints" / LAST).exists():
             raise UsageError(f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir} "
                              "or choose another --out")
@@ -202,17 +203,22 @@ class Trainer:
         if "epochs" in options.overrides:
             self.config["epochs"] = resolve_config(self.spec, self.config["preset"],
                                                    {"epochs": options.overrides["epochs"]})["epochs"]
+            # config.json follows, so that a later plain --resume keeps the new length
+            record["config"]["epochs"] = self.config["epochs"]
+            record.setdefault("overrides", {})["epochs"] = self.config["epochs"]
+            self.resumed_record = record
         self.seed = record["seed"]
         data = record.get("data", {})
         self.source = DataSource(**{k: (Path(v) if k.startswith("data") and v else v) for k, v in data.items()})
         self.checkpoint = load_checkpoint(self.run_dir / "checkpoints" / LAST)
 
-    def _write_config(self) -> None:
+    def _write_config(self, data_description: str) -> None:
         source = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.source).items()}
         zio.write_json(self.run_dir / "config.json", {
             "model": self.spec.name, "plugin": {"distribution": self.model.distribution, "version": self.model.version},
             "preset": self.config["preset"], "config": self.config, "overrides": self.options.overrides,
-            "seed": self.seed, "device": str(self.device), "data": source, "versions": versions(),
+            "seed": self.seed, "device": str(self.device), "data": source, "data_description": data_description,
+            "versions": versions(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         })
 
@@ -238,21 +244,31 @@ class Trainer:
         position = Position()
         if self.checkpoint is not None:
             restore_networks(networks, self.checkpoint)
-            restore_training_state(self.checkpoint, optimizers, scalers)
             position = Position.from_json(self.checkpoint.meta["position"])
-            generator.set_state(self.checkpoint.tensors["extra/generator"].to(torch.uint8))
             _fast_forward(schedulers, position.epoch)
+            # after the replay, so the saved learning rates win over the ones the replay computed
+            restore_training_state(self.checkpoint, optimizers, scalers)
+            generator.set_state(self.checkpoint.tensors["extra/generator"].to(torch.uint8))
+            _restore_global_rng(self.checkpoint, device)
             _truncate_metrics(self.run_dir / "metrics.jsonl", position.epoch)
+            if self.resumed_record is not None:
+                zio.write_json(self.run_dir / "config.json", self.resumed_record)
         else:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
-            self._write_config()
+            self._write_config(data.description)
         step = StepContext(device, generator, optimizers, scalers, amp_dtype)
         batch_size = int(self.config["batch_size"])
         epochs = int(self.config["epochs"])
         if position.epoch >= epochs:
             raise UsageError(f"{self.run_dir} has already trained {position.epoch} of {epochs} epochs; "
                              "pass a larger --epochs to continue")
+        if self.options.max_steps is not None and position.global_step >= self.options.max_steps:
+            raise UsageError(f"--max-steps {self.options.max_steps}: {self.run_dir} is already at step "
+                             f"{position.global_step}; --max-steps counts the run's steps, pass a larger one")
+        if self.options.progress:
+            print(f"zoo: training {self.spec.name} (preset {self.config['preset']}, {device}) on "
+                  f"{data.description or 'its data'}; run directory {self.run_dir}", file=sys.stderr, flush=True)
         device_cache: dict[int, torch.Tensor] = {}
         progress = TrainingProgress(self.spec.name, epochs, enabled=self.options.progress)
         stop_reason = ""
@@ -269,16 +285,18 @@ class Trainer:
                     net.train()
                 step.epoch = epoch
                 progress.start_epoch(epoch, len(batches), position.batch)
-                sums = {k: torch.tensor(v, dtype=torch.float64, device=device) for k, v in position.sums.items()}
+                sums = {k: torch.tensor(v, dtype=_sum_dtype(device), device=device) for k, v in position.sums.items()}
                 started = time.perf_counter()
                 done = position.batch
                 for index in range(position.batch, len(batches)):
                     batch = recipe.prepare_batch(batches.batch(index), device)
                     step.step = position.global_step
                     metrics = recipe.training_step(batch, networks, step)
-                    for key, value in metrics.items():
-                        value = value.detach().to(torch.float64)
-                        sums[key] = sums[key] + value if key in sums else value
+                    for key, value in metrics.items():  # in place: one small kernel per metric and step
+                        if key in sums:
+                            sums[key].add_(value.detach())
+                        else:
+                            sums[key] = value.detach().to(_sum_dtype(device), copy=True)
                     position.items += recipe.items_in(batch)
                     position.global_step += 1
                     done = index + 1
@@ -288,7 +306,7 @@ class Trainer:
                     elif interrupt["stop"]:
                         stop_reason = "interrupted"
                     saving = self.options.save_every and position.global_step % self.options.save_every == 0
-                    if stop_reason or (saving and done < len(batches)):
+                    if (stop_reason or saving) and done < len(batches):
                         self._save_mid_epoch(position, done, sums, started, networks, optimizers, scalers, generator)
                     if stop_reason:
                         break
@@ -312,7 +330,7 @@ class Trainer:
                 position.sums, position.items, position.seconds = {}, 0, 0.0
                 meta = self._meta(position, generator)
                 save_checkpoint(self.ckpt_dir / LAST, networks, meta, optimizers, scalers,
-                                {"generator": generator.get_state()})
+                                _rng_tensors(generator, device))
                 if improved:
                     save_checkpoint(self.ckpt_dir / BEST, networks, meta)
                 progress.end_epoch(epoch, train_metrics, val_metrics, record["items_per_s"])
@@ -334,7 +352,7 @@ class Trainer:
                             best_loss=position.best_loss, sums={k: float(v) for k, v in sums.items()},
                             items=position.items, seconds=time.perf_counter() - started + position.seconds)
         save_checkpoint(self.ckpt_dir / LAST, dict(networks), self._meta(snapshot, generator), optimizers, scalers,
-                        {"generator": generator.get_state()})
+                        _rng_tensors(generator, self.device))
 
     def _validate(self, networks: Mapping[str, torch.nn.Module], data: TrainingData) -> dict[str, float]:
         if data.val is None or _length(data.val) == 0:
@@ -349,7 +367,8 @@ class Trainer:
             for raw in batches:
                 batch = self.recipe.prepare_batch(raw, self.device)
                 for key, value in self.recipe.validation_metrics(batch, networks, generator).items():
-                    sums[key] = sums[key] + value.double() if key in sums else value.double()
+                    value = value.to(_sum_dtype(self.device))
+                    sums[key] = sums[key] + value if key in sums else value
                 count += self.recipe.items_in(batch)
         return {k: float(v) / count for k, v in sums.items()}
 
@@ -383,6 +402,26 @@ class Trainer:
                    log_y=all(v > 0 for vals in series.values() for v in vals))
 
 
+def _rng_tensors(generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+    """The step generator and the global RNGs (dropout and other unseeded draws), for exact resume."""
+    states = {"generator": generator.get_state(), "torch_rng": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def _restore_global_rng(checkpoint: Checkpoint, device: torch.device) -> None:
+    if "extra/torch_rng" in checkpoint.tensors:
+        torch.set_rng_state(checkpoint.tensors["extra/torch_rng"].to(torch.uint8))
+    if device.type == "cuda" and "extra/cuda_rng" in checkpoint.tensors:
+        torch.cuda.set_rng_state(checkpoint.tensors["extra/cuda_rng"].to(torch.uint8), device)
+
+
+def _sum_dtype(device: torch.device) -> torch.dtype:
+    """Metric sums in float64, except on MPS, which has no float64."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 def _amp_dtype(config: Mapping[str, Any], device: torch.device) -> torch.dtype | None:
     if device.type != "cuda" or not config.get("amp", False):
         return None
@@ -409,6 +448,7 @@ def _cache_on_device(batches: Batches, device: torch.device, cache: dict[int, to
             cache[key] = tensor.to(device)
         resident[name] = cache[key]
     batches.tensors = resident
+    batches.order = batches.order.to(device)
 
 
 def _fast_forward(schedulers: list[Any], epochs: int) -> None:

@@ -1,0 +1,73 @@
+"""Registers ae_mnist. Imported on every `zoo` start, so it builds plain data only (no torch)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from zoo_core import hookimpl
+from zoo_core.spec import DataLayout, GraphSpec, ModelSpec, NetworkSpec, Preset, TaskSpec, TensorSpec
+
+# Shared by both presets: the book's network and data handling.
+NETWORK = {"h_dim": 200, "z_dim": 20, "val_split": 0.1, "amp": False}
+
+IMAGE = TensorSpec("image", ("N", 1, 28, 28), value_range=(0.0, 1.0), layout="NCHW")
+RECONSTRUCTION = TensorSpec("reconstruction", ("N", 1, 28, 28), value_range=(0.0, 1.0), layout="NCHW")
+CODE = TensorSpec("z", ("N", "z_dim"), layout="latent")
+
+# Card figures at the book preset: Linear layers only, 2 FLOPs per multiply-add.
+ENCODER_GFLOPS = 2 * (784 * 200 + 200 * 20) / 1e9
+DECODER_GFLOPS = 2 * (20 * 200 + 200 * 784) / 1e9
+
+SPEC = ModelSpec(
+    name="ae_mnist",
+    summary="Fully connected MNIST autoencoder, 784-200-20 (Liu, Learn Generative AI with PyTorch, ch. 7)",
+    recipe="zoo_ae_mnist.recipe:AutoencoderRecipe",
+    networks=(
+        NetworkSpec("encoder", "Linear 784→200, ReLU, Linear 200→20", params=784 * 200 + 200 + 200 * 20 + 20),
+        NetworkSpec("decoder", "Linear 20→200, ReLU, Linear 200→784, sigmoid", params=20 * 200 + 200 + 200 * 784 + 784),
+    ),
+    graphs=(
+        GraphSpec("encoder", "image → code", (IMAGE,), (CODE,), gflops_per_item=ENCODER_GFLOPS),
+        GraphSpec("decoder", "code → image", (CODE,), (RECONSTRUCTION,), gflops_per_item=DECODER_GFLOPS),
+        GraphSpec("autoencoder", "image → reconstruction", (IMAGE,), (RECONSTRUCTION,),
+                  gflops_per_item=ENCODER_GFLOPS + DECODER_GFLOPS),
+    ),
+    presets=(
+        Preset("book", "the book's recipe: summed squared error, Adam 2.5e-4, batch 32, 10 epochs",
+               {**NETWORK, "lr": 2.5e-4, "batch_size": 32, "epochs": 10, "embedded_items": 10000}),
+        Preset("quick", "CPU-friendly: 6,000 embedded digits, batch 64, Adam 2e-3, 8 epochs (seconds)",
+               {**NETWORK, "lr": 2e-3, "batch_size": 64, "epochs": 8, "embedded_items": 6000}),
+    ),
+    tasks=(
+        TaskSpec("reconstruct", "originals (top row) above their reconstructions (bottom row)", ("autoencoder",),
+                 "zoo_ae_mnist.tasks:reconstruct",
+                 (click.Option(["--n"], type=click.IntRange(1, 1024), default=16, show_default=True,
+                               help="How many images to reconstruct."),)),
+        TaskSpec("decode", "decode codes from --z FILE.npy, or N codes drawn from a Gaussian fitted to the data's "
+                 "codes", ("encoder", "decoder"), "zoo_ae_mnist.tasks:decode",
+                 (click.Option(["--z", "z_file"], type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                               help="float array [N,z_dim] saved with numpy.save."),
+                  click.Option(["--n"], type=click.IntRange(1, 1024), default=16, show_default=True,
+                               help="How many codes to draw when --z is absent."))),
+    ),
+    data_layouts=(
+        DataLayout("mnist-idx", "MNIST IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]) in the folder "
+                   "or in its MNIST/raw (torchvision's layout); `zoo data download mnist --dir DIR` fetches them"),
+        DataLayout("embedded", "no --data: procedurally drawn digits (embedded_items of them), cached after the "
+                   "first run"),
+    ),
+    card_preset="book",
+    default_preset="quick",
+    gpu_preset="book",
+    source="Mark Liu, Learn Generative AI with PyTorch (Manning 2024), ch. 7; github.com/markhliu/DGAI",
+    license="MIT",
+    tags=("autoencoder", "mnist", "book"),
+)
+
+
+@hookimpl
+def zoo_register_models(register: Callable[[ModelSpec], None]) -> None:
+    register(SPEC)

@@ -1,0 +1,80 @@
+"""`zoo generate ae_mnist reconstruct|decode`: written against named graphs, so any runtime runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zoo_core.data.imageset import to_float
+from zoo_core.errors import ZooError
+from zoo_core.images import save_png, stack_rows, upscale
+from zoo_core.tasks import TaskContext
+
+COLUMNS = 16
+SCALE = 3
+# Enough codes to fit a Gaussian to the data's code distribution, few enough to encode in a blink.
+FIT_ITEMS = 2000
+
+
+def data_images(ctx: TaskContext, count: int) -> torch.Tensor:
+    """``count`` images, float in [0,1]: held-out ones first, then training ones when those run out."""
+    data = ctx.data()
+    held_out = data.val.images[:count] if data.val is not None else data.train.images[:0]
+    return to_float(torch.cat([held_out, data.train.images[:count - len(held_out)]]))
+
+
+def reconstruct(ctx: TaskContext, n: int) -> Path:
+    """Originals above their reconstructions, ``COLUMNS`` pairs per row, through graph ``autoencoder``."""
+    originals = data_images(ctx, n)
+    (reconstructions,) = ctx.run_batched("autoencoder", originals)
+    rows = []
+    for start in range(0, len(originals), COLUMNS):
+        rows += [originals[start:start + COLUMNS], reconstructions[start:start + COLUMNS]]
+    path = ctx.output("reconstruction.png")
+    save_png(upscale(stack_rows(rows), SCALE), path)
+    ctx.done(path, f"{len(originals)} originals above their reconstructions")
+    return path
+
+
+def load_codes(path: Path, z_dim: int) -> torch.Tensor:
+    """A float array [N,z_dim] from a .npy file; anything else is one clear ZooError."""
+    try:
+        codes = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ZooError(f"--z {path}: not a readable .npy array ({str(error).splitlines()[0]}); "
+                       "save one with numpy.save(path, array)") from None
+    if not isinstance(codes, np.ndarray) or codes.ndim != 2 or codes.shape[1] != z_dim or codes.shape[0] == 0:
+        shape = list(codes.shape) if isinstance(codes, np.ndarray) else type(codes).__name__
+        raise ZooError(f"--z {path}: codes must have shape [N,{z_dim}] with N >= 1, got {shape}")
+    if not (np.issubdtype(codes.dtype, np.floating) or np.issubdtype(codes.dtype, np.integer)):
+        raise ZooError(f"--z {path}: codes must be numbers, got dtype {codes.dtype}")
+    if not np.isfinite(codes).all():
+        raise ZooError(f"--z {path}: codes contain NaN or infinity")
+    return torch.from_numpy(codes.astype(np.float32))
+
+
+def fitted_codes(ctx: TaskContext, count: int) -> torch.Tensor:
+    """``count`` draws from a diagonal Gaussian fitted to the codes of real images.
+
+    An autoencoder's codes are not standard normal, so plain ``randn`` would decode mostly to blobs.
+    """
+    (codes,) = ctx.run_batched("encoder", data_images(ctx, FIT_ITEMS), batch_size=256)
+    mean = codes.mean(0)
+    std = codes.std(0) if len(codes) > 1 else torch.ones(codes.shape[1])
+    noise = torch.randn(count, codes.shape[1], generator=ctx.generator())
+    return mean + std * noise
+
+
+def decode(ctx: TaskContext, z_file: Path | None, n: int) -> Path:
+    """Decode codes from ``--z`` or ``n`` fitted draws into a grid of images, through graph ``decoder``."""
+    z_dim = int(ctx.config["z_dim"])
+    codes = load_codes(z_file, z_dim) if z_file is not None else fitted_codes(ctx, n)
+    (images,) = ctx.run_batched("decoder", codes)
+    path = ctx.output("decoded.png")
+    columns = min(COLUMNS, len(images))
+    save_png(upscale(stack_rows([images[i:i + columns] for i in range(0, len(images), columns)]), SCALE), path)
+    source = f"codes from {z_file}" if z_file is not None else f"codes drawn with seed {ctx.seed}"
+    ctx.done(path, f"{len(images)} images decoded from {source}")
+    return path
