@@ -1,0 +1,44 @@
+"""The `zoo export` command (click only at import; the exporter loads when the command runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from zoo_core.errors import UsageError
+
+
+def _graph_names(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise UsageError("--graphs takes comma-separated graph names, e.g. --graphs encoder,decoder")
+    return names
+
+
+@click.command("export")
+@click.argument("model")
+@click.option("--run", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Run directory (default: the newest under runs/MODEL).")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A checkpoint file instead of a run directory.")
+@click.option("--out", type=click.Path(path_type=Path), help="Export directory (default: exports/MODEL).")
+@click.option("--graphs", help="Comma-separated graphs to export (default: all).")
+@click.option("--opset", type=click.IntRange(min=7), default=18, show_default=True,
+              help="ONNX opset (18 keeps CUDA kernels for Pad and ConvTranspose).")
+@click.option("--fp16", is_flag=True, help="Also write GRAPH.fp16.onnx (fp16 weights and activations).")
+@click.option("--fp16-io", is_flag=True, help="Give the fp16 files float16 inputs and outputs (implies --fp16).")
+@click.option("--no-validate", is_flag=True, help="Skip the onnxruntime-against-PyTorch validation.")
+def export_command(model: str, run: Path | None, checkpoint: Path | None, out: Path | None, graphs: str | None,
+                   opset: int, fp16: bool, fp16_io: bool, no_validate: bool) -> None:
+    """Export MODEL's graphs to ONNX, validate them against PyTorch and write manifest.json."""
+    from zoo_core.registry import get_model
+    from zoo_export.pipeline import ExportOptions, export_model
+
+    registered = get_model(model)
+    options = ExportOptions(run=run, checkpoint=checkpoint, out=out, graphs=_graph_names(graphs), opset=opset,
+                            fp16=fp16 or fp16_io, fp16_io=fp16_io, validate=not no_validate)
+    directory = export_model(registered, options)
+    click.echo(f"export directory: {directory}")

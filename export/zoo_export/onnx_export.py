@@ -1,0 +1,208 @@
+"""One graph module to one single-file ``.onnx``: the dynamo exporter first, TorchScript as fallback.
+
+Both paths give a dynamic batch axis named ``N``, the GraphSpec's input and output names and
+no external data. After writing, the file is checked (``onnx.checker`` with ``full_check``),
+refused if it holds a random node (noise must be an input), and stamped with metadata
+properties: zoo version, plugin and version, and the graph spec as JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import io
+import json
+import logging
+import re
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo_core.errors import ZooError
+from zoo_core.spec import GraphSpec
+
+BATCH_AXIS = "N"
+PROTOBUF_LIMIT = 2**31  # bytes: a single-file .onnx cannot hold more
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+RANDOM_OPS = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """How one file was produced: ``exporter`` is ``dynamo`` or ``torchscript`` (then ``note`` says why)."""
+
+    path: Path
+    exporter: str
+    note: str | None
+    io_dtype: str
+
+
+class HalfPrecision(nn.Module):
+    """A graph module run in float16; with ``float_io`` its inputs and outputs stay float32."""
+
+    def __init__(self, module: nn.Module, float_io: bool) -> None:
+        super().__init__()
+        self.module = copy.deepcopy(module).half().eval()
+        self.float_io = float_io
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        outputs = self.module(*(x.half() for x in inputs))
+        if not self.float_io:
+            return outputs
+        if isinstance(outputs, torch.Tensor):
+            return outputs.float()
+        return tuple(o.float() for o in outputs)
+
+
+def _one_line(error: BaseException, limit: int = 300) -> str:
+    """The innermost cause of an exporter error (the outer ones are generic advice), on one line."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    text = " ".join(ANSI_ESCAPE.sub("", str(error)).split()) or type(error).__name__
+    text = f"{type(error).__name__}: {text}"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _dynamic_batch(module: nn.Module, count: int) -> tuple[Any, ...]:
+    """``dynamic_shapes`` marking axis 0 of every input, shaped like ``forward``'s signature."""
+    batch = torch.export.Dim(BATCH_AXIS, min=1)
+    shapes: list[Any] = []
+    for parameter in inspect.signature(module.forward).parameters.values():
+        if len(shapes) == count:
+            break
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            shapes.append(tuple({0: batch} for _ in range(count - len(shapes))))
+            break
+        shapes.append({0: batch})
+    return tuple(shapes)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The exporters print progress and deprecation notes; zoo reports its own one-line summary."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+
+def _export_dynamo(module: nn.Module, inputs: tuple[torch.Tensor, ...], spec: GraphSpec, path: Path,
+                   opset: int) -> None:
+    torch.onnx.export(module, inputs, str(path), dynamo=True, opset_version=opset, external_data=False,
+                      input_names=[t.name for t in spec.inputs], output_names=[t.name for t in spec.outputs],
+                      dynamic_shapes=_dynamic_batch(module, len(inputs)), optimize=True, verbose=False)
+
+
+def _export_torchscript(module: nn.Module, inputs: tuple[torch.Tensor, ...], spec: GraphSpec, path: Path,
+                        opset: int) -> None:
+    names = [t.name for t in (*spec.inputs, *spec.outputs)]
+    torch.onnx.export(module, inputs, str(path), dynamo=False, opset_version=opset,
+                      input_names=[t.name for t in spec.inputs], output_names=[t.name for t in spec.outputs],
+                      dynamic_axes={name: {0: BATCH_AXIS} for name in names}, do_constant_folding=True)
+
+
+def export_module(module: nn.Module, inputs: tuple[torch.Tensor, ...], spec: GraphSpec, path: Path,
+                  opset: int) -> tuple[str, str | None]:
+    """Write ``module`` to ``path``; returns the exporter used and, after a fallback, why."""
+    module.eval()
+    with _quiet(), torch.no_grad():
+        try:
+            _export_dynamo(module, inputs, spec, path, opset)
+            return "dynamo", None
+        except Exception as error:  # any exporter failure falls back; both failing is reported below
+            reason = _one_line(error)
+        path.unlink(missing_ok=True)
+        try:
+            _export_torchscript(module, inputs, spec, path, opset)
+        except Exception as error:
+            raise ZooError(f"graph {spec.name}: neither ONNX exporter could export it "
+                           f"(dynamo: {reason}; torchscript: {_one_line(error)})") from None
+    return "torchscript", f"dynamo exporter failed: {reason}"
+
+
+def _all_nodes(graph: Any) -> Iterator[Any]:
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            if attribute.g is not None and attribute.g.node:
+                yield from _all_nodes(attribute.g)
+            for sub in attribute.graphs:
+                yield from _all_nodes(sub)
+
+
+def check_file(path: Path, spec: GraphSpec) -> None:
+    """``onnx.checker`` (full), the spec's input/output names, and no random node anywhere."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as error:
+        raise ZooError(f"graph {spec.name}: the exported {path.name} fails the ONNX checker "
+                       f"({_one_line(error)})") from None
+    model = onnx.load(str(path))
+    found_inputs = [i.name for i in model.graph.input]
+    found_outputs = [o.name for o in model.graph.output]
+    if found_inputs != [t.name for t in spec.inputs] or found_outputs != [t.name for t in spec.outputs]:
+        raise ZooError(f"graph {spec.name}: exported inputs {found_inputs} and outputs {found_outputs} differ from "
+                       f"the spec's {[t.name for t in spec.inputs]} and {[t.name for t in spec.outputs]}; "
+                       "graph_module must take and return tensors in the spec's order")
+    nodes = list(_all_nodes(model.graph))
+    for function in model.functions:
+        nodes.extend(function.node)
+    random = sorted({n.op_type for n in nodes if n.op_type in RANDOM_OPS})
+    if random:
+        raise ZooError(f"graph {spec.name}: the export contains random nodes ({', '.join(random)}); "
+                       "graph_module must be deterministic: pass noise in as an input")
+
+
+def stamp_metadata(path: Path, properties: Mapping[str, str], doc: str) -> None:
+    """Write metadata properties (and the doc string) into an ``.onnx`` file in place."""
+    import onnx
+
+    model = onnx.load(str(path))
+    kept = [p for p in model.metadata_props if p.key not in properties]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in properties.items():
+        model.metadata_props.add(key=key, value=value)
+    model.doc_string = doc
+    onnx.save(model, str(path))
+
+
+def metadata_properties(model: str, plugin: str, plugin_version: str, zoo_version: str, graph_record: Mapping[str, Any],
+                        precision: str) -> dict[str, str]:
+    return {"zoo_version": zoo_version, "zoo_model": model, "zoo_plugin": plugin, "zoo_plugin_version": plugin_version,
+            "zoo_precision": precision, "zoo_graph": json.dumps(graph_record, sort_keys=True)}
+
+
+def export_graph(module: nn.Module, inputs: Sequence[torch.Tensor], spec: GraphSpec, path: Path, opset: int,
+                 properties: Mapping[str, str], precision: str = "fp32", float_io: bool = True) -> ExportedFile:
+    """Export, check and stamp one graph at ``precision`` (fp16 halves weights and activations)."""
+    weight_bytes = sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
+    if weight_bytes >= PROTOBUF_LIMIT:
+        raise ZooError(f"graph {spec.name}: {weight_bytes / 2**30:.1f} GiB of weights exceed the 2 GiB a single-file "
+                       ".onnx can hold; zoo export writes single files only")
+    inputs = tuple(inputs)
+    io_dtype = "float32"
+    if precision == "fp16":
+        module = HalfPrecision(module, float_io)
+        if not float_io:
+            inputs = tuple(x.half() for x in inputs)
+            io_dtype = "float16"
+    exporter, note = export_module(module, inputs, spec, path, opset)
+    check_file(path, spec)
+    stamp_metadata(path, {**properties, "zoo_exporter": exporter}, spec.summary)
+    return ExportedFile(path, exporter, note, io_dtype)

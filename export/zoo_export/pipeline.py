@@ -1,0 +1,251 @@
+"""`zoo export`: a trained checkpoint to a validated export directory, all or nothing.
+
+The export is built in a temporary directory beside the target and renamed into place only
+after every graph exported, checked and validated; an existing export is replaced only then,
+so a failure leaves the previous export (or nothing) and no half-written directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo_core import __version__ as zoo_version
+from zoo_core import io as zio
+from zoo_core.checkpoint import file_sha256
+from zoo_core.errors import UsageError, ZooError
+from zoo_core.plugins import RegisteredModel
+from zoo_core.recipe import DataSource, TrainingData
+from zoo_core.runtime import RuntimeSource, TorchRunner
+from zoo_core.spec import GraphSpec, ModelSpec
+from zoo_export import __version__ as export_version
+from zoo_export.manifest import FORMAT, FORMAT_VERSION, MANIFEST, graph_json, tolerance
+from zoo_export.onnx_export import ExportedFile, export_graph, metadata_properties
+from zoo_export.sessions import SessionSettings, gpu_available
+from zoo_export.validation import GraphResult, format_table, input_sets, validate_file
+
+DATA_LIMIT = 64  # validation needs a handful of real samples, not the whole data set
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+@dataclass
+class ExportOptions:
+    """Everything `zoo export` was told."""
+
+    run: Path | None = None
+    checkpoint: Path | None = None
+    out: Path | None = None
+    graphs: Sequence[str] | None = None
+    opset: int = 18
+    fp16: bool = False
+    fp16_io: bool = False
+    validate: bool = True
+    trace_batch: int = 2  # torch.export specialises size-1 dimensions, so trace with at least 2
+    seed: int = 0
+    log: Callable[[str], None] = field(default=_stderr)
+
+
+def select_graphs(spec: ModelSpec, names: Sequence[str] | None) -> list[GraphSpec]:
+    """The graphs to export: all of them, or the named ones in the given order."""
+    if not names:
+        return list(spec.graphs)
+    known = [g.name for g in spec.graphs]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(f"--graphs: {spec.name} has no graph {', '.join(map(repr, unknown))}; "
+                         f"its graphs: {', '.join(known)}")
+    return [spec.graph(n) for n in dict.fromkeys(names)]
+
+
+def check_target(out: Path) -> None:
+    """Refuse to replace anything that is not a previous zoo export."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; choose a directory for the export")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise UsageError(f"--out {out} is a non-empty directory without {MANIFEST}, not a zoo export; "
+                         "choose another --out (zoo replaces only its own exports)")
+
+
+def _usual_permissions(path: Path) -> None:
+    """Temporary files and directories are private (0600/0700); an export is as readable as any file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+@contextlib.contextmanager
+def staged_directory(out: Path) -> Iterator[Path]:
+    """A temporary directory beside ``out`` that replaces it on success and vanishes on failure."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    _usual_permissions(stage)
+    try:
+        yield stage
+        backup = None
+        if out.exists():
+            backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, backup / out.name)
+        try:
+            os.replace(stage, out)
+        except OSError:
+            if backup is not None:
+                os.replace(backup / out.name, out)
+            raise
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+
+    found = {"zoo": zoo_version, "zoo-export": export_version, "torch": torch.__version__, "onnx": onnx.__version__,
+             "python": platform.python_version()}
+    for distribution in ("onnxscript", "onnxruntime-gpu", "onnxruntime"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[distribution] = metadata.version(distribution)
+    return found
+
+
+class DataSamples:
+    """Real graph inputs from the model's embedded data, loaded once; None (with a note) when unavailable."""
+
+    def __init__(self, runner: TorchRunner) -> None:
+        self.runner = runner
+        self._data: TrainingData | None = None
+        self.problem: str | None = None
+
+    def data(self) -> TrainingData | None:
+        if self._data is None and self.problem is None:
+            try:
+                self._data = self.runner.recipe.load_data(DataSource(limit=DATA_LIMIT))
+            except NotImplementedError:
+                self.problem = "the recipe has no load_data"
+            except Exception as error:  # validation goes on with random inputs, and says why
+                self.problem = f"its data could not be loaded ({type(error).__name__}: {error})"
+        return self._data
+
+    def inputs(self, graph: str, batch: int) -> tuple[torch.Tensor, ...] | None:
+        data = self.data()
+        if data is None:
+            return None
+        with torch.no_grad():
+            tensors = self.runner.recipe.data_inputs(graph, data, batch, self.runner.networks)
+        return None if tensors is None else tuple(t.detach().float().cpu().contiguous() for t in tensors)
+
+
+def _validate_graph(stage: Path, graph: GraphSpec, files: dict[str, ExportedFile], runner: TorchRunner,
+                    samples: DataSamples, seed: int) -> tuple[list[GraphResult], list[str]]:
+    recipe = runner.recipe
+    sets, notes = input_sets(
+        graph.name,
+        lambda batch: recipe.example_inputs(graph.name, batch, torch.Generator().manual_seed(seed + batch)),
+        lambda batch: samples.inputs(graph.name, batch))
+    if samples.problem and notes:
+        notes = [f"{graph.name}: no data inputs, {samples.problem}"]
+    references = {index: runner.run(graph.name, *item.tensors) for index, item in enumerate(sets)}
+    devices = ["cpu", "cuda"] if gpu_available() else ["cpu"]
+    results = []
+    for precision, exported in files.items():
+        for device in devices:
+            settings = SessionSettings(device=device, precision=precision)
+            result = validate_file(stage / exported.path.name, graph, precision, tolerance(graph, precision),
+                                   settings, sets, references)
+            if result.cpu_nodes:
+                ops = ", ".join(sorted({node["op"] for node in result.cpu_nodes}))
+                notes.append(f"{graph.name} ({precision}) on {result.provider}: {len(result.cpu_nodes)} nodes ran on "
+                             f"the CPU ({ops}); see cpu_nodes in {MANIFEST}")
+            results.append(result)
+    return results, notes
+
+
+def _file_record(exported: ExportedFile) -> dict[str, Any]:
+    return {"file": exported.path.name, "sha256": file_sha256(exported.path), "bytes": exported.path.stat().st_size,
+            "exporter": exported.exporter, "exporter_note": exported.note, "io_dtype": exported.io_dtype}
+
+
+def _export_files(runner: TorchRunner, model: RegisteredModel, graph: GraphSpec, record: dict[str, Any],
+                  stage: Path, options: ExportOptions) -> dict[str, ExportedFile]:
+    """The graph's fp32 file (and fp16 file) in ``stage``, by precision."""
+    module = runner.module(graph.name)
+    trace_inputs = runner.recipe.example_inputs(graph.name, options.trace_batch,
+                                                torch.Generator().manual_seed(options.seed))
+    files: dict[str, ExportedFile] = {}
+    for precision in ("fp32", "fp16") if options.fp16 or options.fp16_io else ("fp32",):
+        suffix = ".onnx" if precision == "fp32" else ".fp16.onnx"
+        properties = metadata_properties(model.name, model.distribution, model.version, zoo_version, record, precision)
+        files[precision] = export_graph(module, trace_inputs, graph, stage / f"{graph.name}{suffix}", options.opset,
+                                        properties, precision, float_io=not options.fp16_io)
+        options.log(f"zoo: exported {graph.name} ({precision}, {files[precision].exporter} exporter)")
+    return files
+
+
+def _manifest(model: RegisteredModel, runner: TorchRunner, options: ExportOptions, entries: dict[str, Any],
+              results: list[GraphResult], notes: list[str]) -> dict[str, Any]:
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "model": model.name,
+        "plugin": {"distribution": model.distribution, "version": model.version},
+        "zoo_version": zoo_version, "versions": _versions(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source": {"checkpoint": str(runner.checkpoint), "sha256": file_sha256(runner.checkpoint)},
+        "config": runner.config, "opset": options.opset, "batch_axis": "N", "graphs": entries,
+        "validation": {"performed": options.validate, "results": [r.as_json() for r in results], "notes": notes},
+    }
+
+
+def _report(results: list[GraphResult], notes: list[str], out: Path, log: Callable[[str], None]) -> None:
+    """Print the validation table and notes; a failed graph raises (and the staged export is dropped)."""
+    if results:
+        log(format_table(results))
+    for note in notes:
+        log(f"zoo: note: {note}")
+    failed = [r for r in results if not r.passed]
+    if failed:
+        names = ", ".join(sorted({f"{r.graph} ({r.precision}, {r.provider})" for r in failed}))
+        kept = f"{out} is unchanged" if out.exists() else "nothing was written"
+        raise ZooError(f"export validation failed for {names}: onnxruntime differs from PyTorch beyond the "
+                       f"tolerance (table above); {kept}. Fix the graph or widen GraphSpec.tolerance")
+
+
+def export_model(model: RegisteredModel, options: ExportOptions) -> Path:
+    """Export, check and validate every selected graph of ``model``; returns the export directory."""
+    if options.run is not None and options.checkpoint is not None:
+        raise UsageError("pass either --run or --checkpoint, not both")
+    out = options.out or Path("exports") / model.name
+    check_target(out)
+    graphs = select_graphs(model.spec, options.graphs)
+    runner = TorchRunner(model, RuntimeSource(run=options.run, checkpoint=options.checkpoint, device="cpu"))
+    samples = DataSamples(runner)
+    with staged_directory(out) as stage:
+        entries: dict[str, Any] = {}
+        results: list[GraphResult] = []
+        notes: list[str] = []
+        for graph in graphs:
+            record = graph_json(graph, runner.config)
+            files = _export_files(runner, model, graph, record, stage, options)
+            entries[graph.name] = {**record, **_file_record(files["fp32"]),
+                                   "fp16": _file_record(files["fp16"]) if "fp16" in files else None}
+            if options.validate:
+                graph_results, graph_notes = _validate_graph(stage, graph, files, runner, samples, options.seed)
+                results.extend(graph_results)
+                notes.extend(graph_notes)
+        zio.write_json(stage / MANIFEST, _manifest(model, runner, options, entries, results, notes))
+        _usual_permissions(stage / MANIFEST)
+        _report(results, notes, out, options.log)
+    return out

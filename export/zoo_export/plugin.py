@@ -1,0 +1,31 @@
+"""zoo-export's plugin module: the `zoo export` command and the ``onnxruntime`` runtime.
+
+Imported on every `zoo` start, so it imports neither torch nor onnx nor onnxruntime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from zoo_core import hookimpl
+from zoo_core.spec import RuntimeSpec
+
+if TYPE_CHECKING:
+    import click
+
+
+@hookimpl
+def zoo_register_commands(cli: click.Group) -> None:
+    from zoo_export.command import export_command
+
+    cli.add_command(export_command)
+
+
+@hookimpl
+def zoo_register_runtimes(register: Callable[[RuntimeSpec], None]) -> None:
+    register(RuntimeSpec(
+        name="onnxruntime",
+        summary="ONNX Runtime on exported graphs (zoo export), CPU or CUDA with IOBinding",
+        loader="zoo_export.runtime:load_onnx_runner",
+    ))

@@ -1,0 +1,96 @@
+"""The ``onnxruntime`` runtime: a model's exported graphs behind zoo's GraphRunner interface.
+
+``zoo generate MODEL TASK --runtime onnxruntime [--export DIR] [--device auto|cpu|cuda]`` loads
+``DIR`` (default ``exports/MODEL``), checks its manifest (format version, model, sha256 of every
+file) and runs each graph through a :class:`~zoo_export.sessions.GraphSession`. ``run`` takes
+and returns CPU float32 tensors like the ``torch`` runtime and refuses bad inputs with
+:func:`zoo_core.runtime.check_inputs`; inside, inputs are copied into buffers on the session's
+device (CUDA or CPU) that an IOBinding keeps bound between calls of the same shape.
+``ZOO_ORT_PRECISION=fp16`` selects the ``.fp16.onnx`` files; see
+:meth:`SessionSettings.from_env` for the other knobs. Benchmarks use
+:meth:`OnnxRunner.session` for the lower-level, copy-free API.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo_core.errors import ZooError
+from zoo_core.plugins import RegisteredModel
+from zoo_core.runtime import RuntimeSource, check_inputs
+from zoo_core.spec import GraphSpec
+from zoo_export.manifest import ExportRecord, load_export
+from zoo_export.sessions import BoundRun, GraphSession, SessionSettings, onnxruntime_module, torch_dtype
+
+
+class OnnxRunner:
+    """Exported graphs run by onnxruntime; sessions open on first use of each graph."""
+
+    runtime = "onnxruntime"
+
+    def __init__(self, export: ExportRecord, settings: SessionSettings) -> None:
+        self.export = export
+        self.settings = settings
+        self.config = export.config
+        self.sessions: dict[str, GraphSession] = {}
+        self.bindings: dict[str, BoundRun] = {}
+        self.specs: dict[str, GraphSpec] = {}
+        version = onnxruntime_module().__version__
+        self.description = f"onnxruntime {version} {settings.precision} on {settings.device}, {export.directory}"
+
+    def graph_spec(self, graph: str) -> GraphSpec:
+        if graph not in self.specs:
+            self.specs[graph] = self.export.graph_spec(graph)
+        return self.specs[graph]
+
+    def session(self, graph: str) -> GraphSession:
+        """The session of ``graph`` at the runner's precision (opened once)."""
+        if graph not in self.sessions:
+            self.sessions[graph] = GraphSession(self.export.graph_file(graph, self.settings.precision), self.settings)
+        return self.sessions[graph]
+
+    def bound(self, graph: str, shapes: list[tuple[int, ...]]) -> BoundRun:
+        """The graph's IOBinding over buffers of these input shapes on the session's device, kept between calls.
+
+        A captured CUDA graph is tied to its shapes and buffer addresses, so with CUDA graphs a new
+        shape also gets a new session.
+        """
+        cached = self.bindings.get(graph)
+        if cached is not None and [tuple(t.shape) for t in cached.inputs] == shapes:
+            return cached
+        if cached is not None and self.settings.cuda_graph:
+            self.sessions.pop(graph)
+        session = self.session(graph)
+        device = torch.device(f"cuda:{self.settings.device_id}" if self.settings.device == "cuda" else "cpu")
+        buffers = [torch.empty(shape, dtype=torch_dtype(info.dtype), device=device)
+                   for shape, info in zip(shapes, session.inputs, strict=True)]
+        self.bindings[graph] = session.bind(buffers)
+        return self.bindings[graph]
+
+    def run(self, graph: str, *inputs: Any) -> tuple[torch.Tensor, ...]:
+        """CPU float tensors in, CPU float32 tensors out, through IOBinding on the session's device."""
+        check_inputs(self.graph_spec(graph), self.config, inputs)
+        bound = self.bound(graph, [tuple(x.shape) for x in inputs])
+        for buffer, value in zip(bound.inputs, inputs, strict=True):
+            buffer.copy_(value)  # host to device, and to float16 for fp16 inputs
+        bound.run()
+        # copies: the bound buffers are overwritten by the next call
+        return tuple(o.to(device="cpu", dtype=torch.float32, copy=True) for o in bound.outputs)
+
+
+def open_export(directory: str | Path, model: str | None = None, settings: SessionSettings | None = None) -> OnnxRunner:
+    """A runner over an export directory, checked (format, model name, sha256) before anything runs."""
+    record = load_export(Path(directory), model=model)
+    return OnnxRunner(record, settings or SessionSettings.from_env("auto"))
+
+
+def load_onnx_runner(model: RegisteredModel, source: RuntimeSource) -> OnnxRunner:
+    """The ``onnxruntime`` RuntimeSpec loader: ``--export DIR`` or ``exports/MODEL``."""
+    if source.export is None and (source.run is not None or source.checkpoint is not None):
+        raise ZooError("--runtime onnxruntime runs an export, not a run or checkpoint: pass --export DIR "
+                       f"(made by `zoo export {model.name} --run ...`)")
+    directory = source.export or Path("exports") / model.name
+    return open_export(directory, model.name, SessionSettings.from_env(source.device))
