@@ -1,0 +1,91 @@
+"""`zoo generate vae_faces TASK`: written against the named graphs only, so any runtime runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from zoo_core.data.imageset import ImageSet, to_float
+from zoo_core.errors import UsageError
+from zoo_core.images import load_images, save_grid, save_png, stack_rows, upscale
+from zoo_core.tasks import TaskContext
+from zoo_vae_faces.arithmetic import arithmetic_images, gather_terms, report_terms
+from zoo_vae_faces.data import held_out, join
+from zoo_vae_faces.expression import PathList, parse_expression
+
+TILE_PIXELS = 128  # small faces are enlarged to about this size in the saved grids
+
+
+def _scale(ctx: TaskContext) -> int:
+    return max(1, TILE_PIXELS // int(ctx.config["image_size"]))
+
+
+def _encode(ctx: TaskContext, images: torch.Tensor) -> torch.Tensor:
+    return ctx.run_batched("encoder", images)[0]
+
+
+def _decode(ctx: TaskContext, z: torch.Tensor) -> torch.Tensor:
+    return ctx.run_batched("decoder", z)[0]
+
+
+def sample(ctx: TaskContext, n: int, columns: int) -> None:
+    """A grid of new faces: z ~ N(0, I) drawn with the seed, decoded."""
+    z = torch.randn(n, int(ctx.config["latent_dim"]), generator=ctx.generator())
+    path = save_grid(_decode(ctx, z), ctx.output("samples.png"), nrow=columns, scale=_scale(ctx))
+    ctx.done(path, f"{n} sampled faces")
+
+
+def reconstruct(ctx: TaskContext, n: int, columns: int) -> None:
+    """Held-out faces (drawn with the seed) above their reconstructions decoded from mu."""
+    faces = held_out(ctx.data())
+    picked = torch.randperm(len(faces), generator=ctx.generator())[:n]
+    images = to_float(faces.images.index_select(0, picked))
+    reconstructions = _decode(ctx, _encode(ctx, images))
+    rows = []
+    for start in range(0, len(images), columns):
+        rows += [images[start:start + columns], reconstructions[start:start + columns]]
+    path = save_png(upscale(stack_rows(rows), _scale(ctx)), ctx.output("reconstructions.png"))
+    ctx.done(path, f"{len(images)} faces and their reconstructions")
+
+
+def _endpoint(ctx: TaskContext, text: str, name: str) -> torch.Tensor:
+    """An image file, or an index into the data set (train then validation, in on-disk order)."""
+    if Path(text).is_file():
+        return load_images([Path(text)], int(ctx.config["image_size"]))
+    if text.isdigit():
+        faces: ImageSet = join(ctx.data())
+        index = int(text)
+        if index >= len(faces):
+            raise UsageError(f"interpolate: {name} index {index} is outside the data set (0..{len(faces) - 1})")
+        return to_float(faces.images[index:index + 1])
+    raise UsageError(f"interpolate: {name} {text!r} is neither an image file nor a data-set index; "
+                     "give a path or a number like 0")
+
+
+def interpolate(ctx: TaskContext, a: str, b: str, steps: int) -> None:
+    """A, then decodes of w·z_A + (1−w)·z_B for w from 1 down to 0, then B (z = mu of each)."""
+    image_a, image_b = _endpoint(ctx, a, "A"), _endpoint(ctx, b, "B")
+    z_a, z_b = _encode(ctx, torch.cat([image_a, image_b]))
+    weights = torch.linspace(1.0, 0.0, steps).unsqueeze(1)
+    decoded = _decode(ctx, weights * z_a + (1 - weights) * z_b)
+    row = torch.cat([image_a, decoded, image_b])
+    path = save_grid(row, ctx.output("interpolation.png"), nrow=len(row), scale=_scale(ctx))
+    ctx.done(path, f"{steps}-step interpolation between {a} and {b}")
+
+
+def arithmetic(ctx: TaskContext, expression: str, group_size: int, rows: int) -> None:
+    """Each term's decoded mean encoding, then the decoded signed sum; one row per random draw of the groups."""
+    parsed = parse_expression(expression)
+    needs_data = any(not isinstance(term.operand, PathList) for term in parsed.terms)
+    faces = join(ctx.data()) if needs_data else None
+    generator = ctx.generator()
+    grids = []
+    for row in range(rows):
+        terms = gather_terms(parsed, faces, int(ctx.config["image_size"]), group_size, generator)
+        if row == 0:
+            report_terms(terms, group_size)
+        grids.append(arithmetic_images(terms, lambda x: _encode(ctx, x), lambda z: _decode(ctx, z)))
+    images = torch.cat(grids)
+    path = save_grid(images, ctx.output("arithmetic.png"), nrow=len(parsed.terms) + 1, scale=_scale(ctx))
+    ctx.done(path, f"{parsed} (each term's decoded mean, then the result; {rows} draw(s))")
