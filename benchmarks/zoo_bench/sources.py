@@ -1,0 +1,127 @@
+"""Where a run's weights, config and ONNX files come from.
+
+By default the networks get random weights at a preset (timing does not depend on the
+values) and each graph is exported with zoo_export into the run's temporary directory the
+first time onnxruntime needs it. ``--checkpoint`` times trained weights instead, and
+``--export DIR`` times an existing export, with torch running the checkpoint that export was
+made from, so both sides compute the same function and the correctness check means something.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo_core.errors import ZooError
+from zoo_core.plugins import RegisteredModel
+
+OPSET = 18  # DESIGN.md: newer opsets have had CUDA kernels missing for Pad and ConvTranspose
+TRACE_BATCH = 2  # torch.export specialises size-1 dimensions
+
+
+@dataclass
+class WeightSource:
+    """The config the networks are built at and, unless random, the checkpoint they load.
+
+    ``weights`` says where the weights come from: ``random``, ``checkpoint FILE`` or ``export DIR``.
+    """
+
+    preset: str
+    weights: str
+    config: dict[str, Any]
+    checkpoint: Path | None = None
+    export: Any = None  # a zoo_export.manifest.ExportRecord
+    export_seconds: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def resolve_source(model: RegisteredModel, preset: str | None, overrides: Mapping[str, Any],
+                   checkpoint: Path | None, export_dir: Path | None) -> WeightSource:
+    """Random weights at ``preset`` (default: the card preset), or a checkpoint's, or an export's."""
+    from zoo_core.config import resolve_config
+
+    spec = model.spec
+    if export_dir is not None:
+        from zoo_export.manifest import load_export
+
+        from zoo_core.checkpoint import file_sha256
+
+        record = load_export(export_dir, model=model.name)
+        if checkpoint is None:
+            source = record.manifest.get("source") or {}
+            checkpoint = Path(source.get("checkpoint", ""))
+            if not source.get("checkpoint") or not checkpoint.is_file():
+                raise ZooError(f"{export_dir} was exported from checkpoint {source.get('checkpoint')!r}, which is "
+                               "not here; torch must run the same weights: pass --checkpoint FILE")
+            if source.get("sha256") and file_sha256(checkpoint) != source["sha256"]:
+                raise ZooError(f"{checkpoint} changed since {export_dir} was exported from it (sha256 differs); "
+                               "export again or pass the original --checkpoint")
+        config = dict(record.config)
+        return WeightSource(str(config.get("preset", "-")), f"export {export_dir}", config, checkpoint, record)
+    if checkpoint is not None:
+        from zoo_core.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(checkpoint)
+        if ckpt.meta.get("model") != model.name:
+            raise ZooError(f"{checkpoint} is a checkpoint of {ckpt.meta.get('model')!r}, not {model.name!r}")
+        config = dict(ckpt.config)
+        return WeightSource(str(config.get("preset", "-")), f"checkpoint {checkpoint}", config, checkpoint)
+    name = preset or spec.card_preset
+    return WeightSource(name, "random", resolve_config(spec, name, overrides))
+
+
+def load_weights(networks: Mapping[str, torch.nn.Module], source: WeightSource) -> None:
+    """Replace the random weights with the source's checkpoint, when it has one."""
+    if source.checkpoint is None:
+        return
+    from zoo_core.checkpoint import load_checkpoint, restore_networks
+
+    restore_networks(dict(networks), load_checkpoint(source.checkpoint))
+
+
+def onnx_files(model: RegisteredModel, source: WeightSource, recipe: Any, module: torch.nn.Module, graph: str,
+               workdir: Path) -> Callable[[str], Path] | None:
+    """``precision -> .onnx path`` for one graph, or None when zoo_export is not installed.
+
+    From ``--export DIR`` the files are the export's; otherwise the graph is exported on first
+    use (fp32, or fp16 with float32 inputs and outputs) from a CPU copy of ``module``.
+    """
+    if source.export is not None:
+        return lambda precision: source.export.graph_file(graph, precision)
+    try:
+        from zoo_export.manifest import graph_json
+        from zoo_export.onnx_export import export_graph, metadata_properties
+    except ImportError:
+        return None
+    from zoo_core import __version__ as zoo_version
+
+    made: dict[str, Path] = {}
+    failed: dict[str, Exception] = {}
+
+    def path(precision: str) -> Path:
+        if precision in failed:
+            raise failed[precision]  # an export that failed once fails again: do not pay for it per batch size
+        if precision not in made:
+            started = time.perf_counter()
+            spec = recipe.spec.graph(graph)
+            suffix = ".onnx" if precision == "fp32" else f".{precision}.onnx"
+            properties = metadata_properties(model.name, model.distribution, model.version, zoo_version,
+                                             graph_json(spec, recipe.config), precision)
+            inputs = recipe.example_inputs(graph, TRACE_BATCH, torch.Generator().manual_seed(0))
+            on_cpu = all(p.device.type == "cpu" for p in module.parameters())
+            cpu_module = module if on_cpu else copy.deepcopy(module).cpu().eval()
+            try:
+                made[precision] = export_graph(cpu_module, inputs, spec, workdir / f"{model.name}-{graph}{suffix}",
+                                               OPSET, properties, precision, float_io=True).path
+            except Exception as error:
+                failed[precision] = error
+                raise
+            source.export_seconds.setdefault(graph, {})[precision] = time.perf_counter() - started
+        return made[precision]
+
+    return path
