@@ -109,6 +109,19 @@ def _table(title: str, columns: list[str]) -> Any:
     return table
 
 
+def _add_row(table: Any, *cells: Any) -> None:
+    """Add cells as literal text: plugin-written summaries may hold brackets rich would read as markup."""
+    from rich.text import Text
+
+    table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells))
+
+
+def _red(text: str) -> Any:
+    from rich.text import Text
+
+    return Text(text, style="red")
+
+
 def _print(renderable: Any) -> None:
     from rich.console import Console
 
@@ -128,7 +141,7 @@ def list_command(as_json: bool) -> None:
         return
     table = _table("models", ["name", "summary", "graphs", "presets", "params", "from"])
     for m in models:
-        table.add_row(m["name"], m["summary"], ", ".join(m["graphs"]), ", ".join(m["presets"]),
+        _add_row(table, m["name"], m["summary"], ", ".join(m["graphs"]), ", ".join(m["presets"]),
                       f"{m['params'] / 1e6:.2f} M", f"{m['distribution']} {m['version']}")
     _print(table)
 
@@ -150,7 +163,7 @@ def info_command(model: str, as_json: bool) -> None:
                          f"license {card['license']}; figures at preset {card['card_preset']}")
     nets = _table("networks", ["network", "parameters", "summary"])
     for n in card["networks"]:
-        nets.add_row(n["name"], f"{n['params']:,}", n["summary"])
+        _add_row(nets, n["name"], f"{n['params']:,}", n["summary"])
     graphs = _table("graphs", ["graph", "inputs", "outputs", "GFLOPs/item"])
 
     def describe(t: dict[str, Any]) -> str:
@@ -158,17 +171,17 @@ def info_command(model: str, as_json: bool) -> None:
         return text + (f" in [{t['range'][0]:g},{t['range'][1]:g}]" if t["range"] else "")
 
     for g in card["graphs"]:
-        graphs.add_row(g["name"], "\n".join(map(describe, g["inputs"])), "\n".join(map(describe, g["outputs"])),
+        _add_row(graphs, g["name"], "\n".join(map(describe, g["inputs"])), "\n".join(map(describe, g["outputs"])),
                        f"{g['gflops_per_item']:.4g}")
     presets = _table("presets", ["preset", "summary", "values"])
     for p in card["presets"]:
-        presets.add_row(p["name"], p["summary"], ", ".join(f"{k}={v}" for k, v in p["values"].items()))
+        _add_row(presets, p["name"], p["summary"], ", ".join(f"{k}={v}" for k, v in p["values"].items()))
     tasks = _table("tasks (zoo generate)", ["task", "summary", "graphs"])
     for t in card["tasks"]:
-        tasks.add_row(t["name"], t["summary"], ", ".join(t["graphs"]))
+        _add_row(tasks, t["name"], t["summary"], ", ".join(t["graphs"]))
     layouts = _table("data (--data)", ["layout", "summary"])
     for d in card["data_layouts"]:
-        layouts.add_row(d["name"], d["summary"])
+        _add_row(layouts, d["name"], d["summary"])
     _print(Group(head, nets, graphs, presets, tasks, layouts))
 
 
@@ -184,8 +197,8 @@ def plugins_command(as_json: bool) -> None:
     for r in records:
         registered = [f"model {m}" for m in r["models"]] + [f"runtime {x}" for x in r["runtimes"]]
         registered += [f"command {c}" for c in r["commands"]]
-        table.add_row(r["name"], r["version"], "\n".join(r["hooks"]), "\n".join(registered),
-                      "[red]" + "\n".join(r["errors"]) if r["errors"] else "")
+        _add_row(table, r["name"], r["version"], "\n".join(r["hooks"]), "\n".join(registered),
+                 _red("\n".join(r["errors"])))
     _print(table)
 
 
