@@ -20,8 +20,29 @@ $(STAMP): Makefile $(addsuffix /pyproject.toml,$(DISTS))
 	$(BIN)/python -m pip install -q --no-build-isolation $(addprefix -e ,$(DISTS)) "pytest>=8" "ruff>=0.6"
 	touch $(STAMP)
 
+# The whole tour on embedded data: train the quick presets, look at the pictures, export
+# validated ONNX, run a task through onnxruntime, benchmark. Outputs land in $(DEMO)/.
 demo: $(STAMP)
+	rm -rf $(DEMO)
 	$(BIN)/zoo list
+	$(BIN)/zoo train ae_mnist --out $(DEMO)/runs/ae_mnist
+	$(BIN)/zoo generate ae_mnist reconstruct --run $(DEMO)/runs/ae_mnist --out $(DEMO)/ae_mnist_reconstruction.png
+	$(BIN)/zoo train vae_faces --epochs 8 --out $(DEMO)/runs/vae_faces
+	$(BIN)/zoo generate vae_faces sample --run $(DEMO)/runs/vae_faces --out $(DEMO)/vae_faces_samples.png
+	$(BIN)/zoo generate vae_faces arithmetic "glasses&male - glasses&~male + ~glasses&~male" --rows 4 \
+		--run $(DEMO)/runs/vae_faces --out $(DEMO)/vae_faces_arithmetic.png
+	$(BIN)/zoo train cyclegan_hair --out $(DEMO)/runs/cyclegan_hair
+	$(BIN)/zoo generate cyclegan_hair roundtrip --run $(DEMO)/runs/cyclegan_hair --out $(DEMO)/cyclegan_hair_roundtrip.png
+	$(BIN)/zoo export ae_mnist --run $(DEMO)/runs/ae_mnist --out $(DEMO)/exports/ae_mnist --fp16
+	$(BIN)/zoo export vae_faces --run $(DEMO)/runs/vae_faces --out $(DEMO)/exports/vae_faces
+	$(BIN)/zoo export cyclegan_hair --run $(DEMO)/runs/cyclegan_hair --out $(DEMO)/exports/cyclegan_hair
+	$(BIN)/zoo generate cyclegan_hair roundtrip --runtime onnxruntime --export $(DEMO)/exports/cyclegan_hair \
+		--out $(DEMO)/cyclegan_hair_roundtrip_onnxruntime.png
+	$(BIN)/zoo generate vae_faces sample --runtime onnxruntime --export $(DEMO)/exports/vae_faces \
+		--out $(DEMO)/vae_faces_samples_onnxruntime.png
+	$(BIN)/zoo bench ae_mnist --device cpu --runtimes torch,onnxruntime --batch-sizes 1,8 \
+		--min-seconds 0.5 --export $(DEMO)/exports/ae_mnist
+	@echo "demo: pictures, runs and exports are in $(DEMO)/"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
