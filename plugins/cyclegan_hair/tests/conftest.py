@@ -1,0 +1,77 @@
+"""Fixtures for the cyclegan_hair tests: a private cache for the embedded portraits, one thread, a CLI with only
+this plugin, and one tiny CPU run (32², 8 features, 1 residual block) shared by the task tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner, Result
+from zoo_cyclegan_hair import plugin as cyclegan_plugin
+
+from zoo_core import __version__, builtin, plugins
+from zoo_core.cli import cli
+from zoo_core.engine import TrainOptions, train
+from zoo_core.plugins import RegisteredModel
+
+SIZE = 32
+# The smallest networks that still have every layer: seconds per epoch on two busy cores.
+TINY = {"image_size": SIZE, "load_size": SIZE, "features": 4, "res_blocks": 1, "d_features": 4, "portraits": 40,
+        "batch_size": 2, "epochs": 1, "val_fraction": 0.1}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny networks run fastest on one thread, and far faster on a machine loaded by other work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def zoo_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Embedded portraits are generated into a temp cache, never the user's."""
+    folder = tmp_path_factory.mktemp("zoo-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ZOO_CACHE_DIR", str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def cyclegan_model() -> RegisteredModel:
+    return RegisteredModel(cyclegan_plugin.build_spec(), "zoo-cyclegan-hair", "0.1.0")
+
+
+@pytest.fixture(scope="module")
+def tiny_settings() -> dict[str, object]:
+    return dict(TINY)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, cyclegan_model: RegisteredModel, zoo_cache: Path) -> Path:
+    """One epoch of the quick recipe shrunk to 32² on 40 embedded portraits, on the CPU."""
+    options = TrainOptions(preset="quick", overrides=dict(TINY), device="cpu", progress=False,
+                           out=tmp_path_factory.mktemp("tiny") / "run")
+    return train(cyclegan_model, options)
+
+
+@pytest.fixture
+def zoo(zoo_cache: Path) -> Iterator[Callable[..., Result]]:
+    """`zoo ARGS` in-process with only the core and cyclegan_hair registered."""
+    saved = plugins._HOST
+    host = plugins.PluginHost()
+    host.register(builtin, plugins.CORE_DISTRIBUTION, __version__, "builtin")
+    host.register(cyclegan_plugin, "zoo-cyclegan-hair", "0.1.0", "cyclegan_hair")
+    host.collect()
+    plugins.reset_host(host)
+
+    def invoke(*args: str | Path) -> Result:
+        return CliRunner().invoke(cli, [str(a) for a in args], prog_name="zoo")
+
+    try:
+        yield invoke
+    finally:
+        plugins.reset_host(saved)

@@ -1,0 +1,138 @@
+"""Registers the cyclegan_hair model: its spec only (this module is imported on every `zoo` start: no torch)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from zoo_core import hookimpl
+from zoo_core.spec import DataLayout, GraphSpec, ModelSpec, NetworkSpec, Preset, TaskSpec, TensorSpec
+
+NAME = "cyclegan_hair"
+
+
+def generator_macs(size: int, features: int, blocks: int) -> int:
+    """Multiply-adds of one generator pass on a size² image (convolutions only, as FlopCounterMode counts)."""
+    f, half, quarter = features, size // 2, size // 4
+    edges = 2 * size * size * 3 * f * 7 * 7                              # the two 7×7 convolutions
+    resampling = 2 * (half * half * 2 * f * f + quarter * quarter * 4 * f * 2 * f) * 3 * 3  # down and up (mirrored)
+    residual = blocks * 2 * quarter * quarter * (4 * f) ** 2 * 3 * 3
+    return edges + resampling + residual
+
+
+# Declared at the book preset (256², 64 features, 9 residual blocks); the tests recompute all three.
+GENERATOR_PARAMS = 11_378_179
+DISCRIMINATOR_PARAMS = 2_764_737
+GENERATOR_GFLOPS = 2 * generator_macs(256, 64, 9) / 1e9  # 99.103 (ANCHORS: 99.1)
+
+SHARED = {
+    "flip": True,          # random horizontal flip, one decision per (A, B) pair
+    "features": 64,        # generator width after the first convolution
+    "res_blocks": 9,
+    "d_features": 64,
+    "cycle_weight": 10.0,
+    "beta1": 0.5,
+    "beta2": 0.999,
+    "batch_size": 1,
+    "portraits": 2000,     # size of the embedded portrait set (half black, half blond)
+    "val_fraction": 0.02,  # last fraction of each domain held out
+}
+
+BOOK = {
+    **SHARED,
+    "image_size": 256, "load_size": 256, "d_sigmoid": True, "identity_weight": 0.0, "pool_size": 0,
+    "lr": 1e-5, "d_first": True, "epochs": 1, "decay_epochs": 0, "amp": True, "init": "default",
+}
+
+REFERENCE = {
+    **SHARED,
+    "image_size": 256, "load_size": 286, "d_sigmoid": False, "identity_weight": 5.0, "pool_size": 50,
+    "lr": 2e-4, "d_first": False, "epochs": 200, "decay_epochs": 100, "amp": False, "init": "normal",
+}
+
+# Tuned on the 2-core CPU (see benchmarks/scripts/cyclegan_hair_figures.py): batches of 8 learn faster per second
+# than batch 1, the identity loss keeps the background colours, and lr 1e-3 beat 5e-4 and 2e-3 over 2,400 pairs.
+QUICK = {
+    **SHARED,
+    "image_size": 64, "load_size": 64, "features": 16, "res_blocks": 2, "d_features": 16,
+    "d_sigmoid": False, "identity_weight": 5.0, "pool_size": 0, "lr": 1e-3, "d_first": True, "batch_size": 8,
+    "epochs": 8, "decay_epochs": 0, "amp": False, "init": "normal", "portraits": 1200, "val_fraction": 0.05,
+}
+
+
+def _image(name: str) -> TensorSpec:
+    return TensorSpec(name, ("N", 3, "image_size", "image_size"), value_range=(-1.0, 1.0), layout="NCHW")
+
+
+def _graph(name: str, summary: str) -> GraphSpec:
+    return GraphSpec(name, summary, inputs=(_image("image"),), outputs=(_image("translated"),),
+                     gflops_per_item=GENERATOR_GFLOPS)
+
+
+def build_spec() -> ModelSpec:
+    tasks = "zoo_cyclegan_hair.tasks"
+    return ModelSpec(
+        name=NAME,
+        summary="CycleGAN: black ↔ blond hair translation with round trips",
+        recipe="zoo_cyclegan_hair.recipe:CycleGANRecipe",
+        networks=(
+            NetworkSpec("G_AB", "generator black → blond: ResNet, 9 residual blocks, reflect padding, "
+                                "InstanceNorm, tanh", GENERATOR_PARAMS),
+            NetworkSpec("G_BA", "generator blond → black (same architecture)", GENERATOR_PARAMS),
+            NetworkSpec("D_A", "PatchGAN discriminator of black-hair images (30×30 map at 256²)",
+                        DISCRIMINATOR_PARAMS),
+            NetworkSpec("D_B", "PatchGAN discriminator of blond-hair images", DISCRIMINATOR_PARAMS),
+        ),
+        graphs=(
+            _graph("black_to_blond", "G_AB: black-hair image → blond-hair image, both in [-1,1]"),
+            _graph("blond_to_black", "G_BA: blond-hair image → black-hair image, both in [-1,1]"),
+        ),
+        presets=(
+            Preset("book", "the book's recipe: 256², sigmoid D with MSE, cycle 10, no identity loss or pool, "
+                           "Adam 1e-5 (0.5, 0.999), D first, batch 1, AMP, 1 epoch", BOOK),
+            Preset("reference", "the CycleGAN paper's recipe: LSGAN, identity 0.5×10, pool of 50, Adam 2e-4 "
+                                "constant 100 epochs then linear decay over 100, N(0, 0.02) init, "
+                                "load 286 and random crop 256", REFERENCE),
+            Preset("quick", "64², 16 features, 2 residual blocks, LSGAN with identity loss, batch 8, Adam 1e-3, "
+                            "8 epochs: a few minutes on a CPU with the embedded portraits", QUICK),
+        ),
+        tasks=(
+            TaskSpec("translate", "translate image files (or folders) to the other hair colour; one PNG per "
+                                  "input plus a side-by-side grid",
+                     ("black_to_blond", "blond_to_black"), f"{tasks}:translate", (
+                         click.Argument(["inputs"], nargs=-1, required=True,
+                                        type=click.Path(exists=True, path_type=Path)),
+                         click.Option(["--direction"], type=click.Choice(["black2blond", "blond2black"]),
+                                      default="black2blond", show_default=True, help="Translation direction."),
+                         click.Option(["--batch-size"], type=click.IntRange(min=1), default=16, show_default=True,
+                                      help="Images per graph call."),
+                     )),
+            TaskSpec("roundtrip", "original, translated and translated back, for both directions (the book's "
+                                  "round-trip figure), from the data",
+                     ("black_to_blond", "blond_to_black"), f"{tasks}:roundtrip", (
+                         click.Option(["--n"], type=click.IntRange(min=1), default=4, show_default=True,
+                                      help="Rows per direction."),
+                     )),
+        ),
+        data_layouts=(
+            DataLayout("celeba", "--data DIR: img_align_celeba/ and list_attr_celeba.txt or Kaggle's .csv; "
+                                 "A = Black_Hair, B = Blond_Hair (both → A), chosen from the table, no files moved"),
+            DataLayout("two folders", "--data-a BLACK_DIR --data-b BLOND_DIR: any images, resized"),
+            DataLayout("trainA/trainB", "--data DIR holding trainA/ (black) and trainB/ (blond), as the CycleGAN "
+                                        "data sets are laid out"),
+            DataLayout("embedded", "no --data: generated portraits split by hair colour, with hair masks"),
+        ),
+        card_preset="book",
+        default_preset="quick",
+        gpu_preset="book",
+        source="Learn Generative AI with PyTorch (Liu), ch. 6; reference recipe: Zhu et al., ICCV 2017",
+        license="MIT",
+        tags=("gan", "cyclegan", "image-to-image", "faces"),
+    )
+
+
+@hookimpl
+def zoo_register_models(register: Callable[[ModelSpec], None]) -> None:
+    register(build_spec())
