@@ -6,14 +6,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import torch
-from click.testing import CliRunner, Result
+from click.testing import Result
 from zoo_ae_mnist import plugin as ae_plugin
 
-from zoo_core import __version__, builtin, plugins
-from zoo_core.cli import cli
 from zoo_core.engine import TrainOptions, train
 from zoo_core.plugins import RegisteredModel
+from zoo_core.testing import invoke, isolated_host, private_cache, torch_threads
 
 MNIST_DIR = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "mnist-t10k"
 # Small enough for seconds on two busy cores: 120 digits, 12 held out, 7 steps of 16 per epoch.
@@ -23,18 +21,14 @@ TINY = {"embedded_items": 120, "epochs": 2, "batch_size": 16}
 @pytest.fixture(scope="module", autouse=True)
 def one_thread() -> Iterator[None]:
     """Tiny networks run fastest on one thread, and far faster on a machine loaded by other work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
 def zoo_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Embedded digits are generated into a temp cache, never the user's."""
-    folder = tmp_path_factory.mktemp("zoo-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ZOO_CACHE_DIR", str(folder))
+    with private_cache(tmp_path_factory.mktemp("zoo-cache")) as folder:
         yield folder
 
 
@@ -53,20 +47,8 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, ae_model: RegisteredModel
 @pytest.fixture
 def zoo(zoo_cache: Path) -> Iterator[Callable[..., Result]]:
     """`zoo ARGS` in-process with only the core and ae_mnist registered."""
-    saved = plugins._HOST
-    host = plugins.PluginHost()
-    host.register(builtin, plugins.CORE_DISTRIBUTION, __version__, "builtin")
-    host.register(ae_plugin, "zoo-ae-mnist", "0.1.0", "ae_mnist")
-    host.collect()
-    plugins.reset_host(host)
-
-    def invoke(*args: str | Path) -> Result:
-        return CliRunner().invoke(cli, [str(a) for a in args], prog_name="zoo")
-
-    try:
+    with isolated_host((ae_plugin, "zoo-ae-mnist")):
         yield invoke
-    finally:
-        plugins.reset_host(saved)
 
 
 @pytest.fixture(scope="module")

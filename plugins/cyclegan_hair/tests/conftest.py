@@ -7,14 +7,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import torch
-from click.testing import CliRunner, Result
+from click.testing import Result
 from zoo_cyclegan_hair import plugin as cyclegan_plugin
 
-from zoo_core import __version__, builtin, plugins
-from zoo_core.cli import cli
 from zoo_core.engine import TrainOptions, train
 from zoo_core.plugins import RegisteredModel
+from zoo_core.testing import invoke, isolated_host, private_cache, torch_threads
 
 SIZE = 32
 # The smallest networks that still have every layer: seconds per epoch on two busy cores.
@@ -25,18 +23,14 @@ TINY = {"image_size": SIZE, "load_size": SIZE, "features": 4, "res_blocks": 1, "
 @pytest.fixture(scope="module", autouse=True)
 def one_thread() -> Iterator[None]:
     """Tiny networks run fastest on one thread, and far faster on a machine loaded by other work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
 def zoo_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Embedded portraits are generated into a temp cache, never the user's."""
-    folder = tmp_path_factory.mktemp("zoo-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ZOO_CACHE_DIR", str(folder))
+    with private_cache(tmp_path_factory.mktemp("zoo-cache")) as folder:
         yield folder
 
 
@@ -61,17 +55,5 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, cyclegan_model: Registere
 @pytest.fixture
 def zoo(zoo_cache: Path) -> Iterator[Callable[..., Result]]:
     """`zoo ARGS` in-process with only the core and cyclegan_hair registered."""
-    saved = plugins._HOST
-    host = plugins.PluginHost()
-    host.register(builtin, plugins.CORE_DISTRIBUTION, __version__, "builtin")
-    host.register(cyclegan_plugin, "zoo-cyclegan-hair", "0.1.0", "cyclegan_hair")
-    host.collect()
-    plugins.reset_host(host)
-
-    def invoke(*args: str | Path) -> Result:
-        return CliRunner().invoke(cli, [str(a) for a in args], prog_name="zoo")
-
-    try:
+    with isolated_host((cyclegan_plugin, "zoo-cyclegan-hair")):
         yield invoke
-    finally:
-        plugins.reset_host(saved)

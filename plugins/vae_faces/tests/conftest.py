@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner, Result
+from click.testing import Result
 from zoo_vae_faces import plugin as vae_plugin
 
-from zoo_core import __version__, builtin, plugins
-from zoo_core.cli import cli
 from zoo_core.engine import TrainOptions, train
 from zoo_core.plugins import RegisteredModel
+from zoo_core.testing import invoke, isolated_host, private_cache
 
 SIZE = 32
 TINY = {"image_size": SIZE, "portraits": 48, "batch_size": 8, "epochs": 1}
@@ -23,9 +22,7 @@ TINY = {"image_size": SIZE, "portraits": 48, "batch_size": 8, "epochs": 1}
 @pytest.fixture(scope="module")
 def zoo_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Embedded portraits are generated into a temp cache, never the user's."""
-    folder = tmp_path_factory.mktemp("zoo-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ZOO_CACHE_DIR", str(folder))
+    with private_cache(tmp_path_factory.mktemp("zoo-cache")) as folder:
         yield folder
 
 
@@ -58,17 +55,5 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, vae_model: RegisteredMode
 @pytest.fixture
 def zoo(zoo_cache: Path) -> Iterator[Callable[..., Result]]:
     """`zoo ARGS` in-process with only the core and vae_faces registered."""
-    saved = plugins._HOST
-    host = plugins.PluginHost()
-    host.register(builtin, plugins.CORE_DISTRIBUTION, __version__, "builtin")
-    host.register(vae_plugin, "zoo-vae-faces", "0.1.0", "vae_faces")
-    host.collect()
-    plugins.reset_host(host)
-
-    def invoke(*args: str | Path) -> Result:
-        return CliRunner().invoke(cli, [str(a) for a in args], prog_name="zoo")
-
-    try:
+    with isolated_host((vae_plugin, "zoo-vae-faces")):
         yield invoke
-    finally:
-        plugins.reset_host(saved)
