@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner, Result
 
@@ -65,3 +66,19 @@ def torch_threads(count: int = 1) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(saved)
+
+
+class RecordingRunner:
+    """Wraps a runner so a test sees only named graphs, as on onnxruntime, and which ones a task ran."""
+
+    runtime = "recording"
+    description = "named graphs only"
+
+    def __init__(self, runner: Any) -> None:
+        self._runner = runner
+        self.config = runner.config
+        self.calls: list[str] = []
+
+    def run(self, graph: str, *inputs: Any) -> tuple[Any, ...]:
+        self.calls.append(graph)
+        return self._runner.run(graph, *inputs)

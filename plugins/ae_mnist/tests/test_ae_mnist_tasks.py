@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from zoo_core.plugins import RegisteredModel
 from zoo_core.recipe import DataSource
 from zoo_core.runtime import RuntimeSource, TorchRunner
 from zoo_core.tasks import TaskContext
+from zoo_core.testing import RecordingRunner
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -60,21 +60,8 @@ def test_bad_code_files_are_one_line(zoo, tiny_run: Path, tmp_path: Path, array:
     assert not (tmp_path / "z.png").exists()
 
 
-class GraphsOnly:
-    """A runner that offers nothing but named graphs, as the onnxruntime runtime does; it logs each call."""
-
-    def __init__(self, runner: TorchRunner) -> None:
-        self._runner = runner
-        self.runtime, self.config, self.description = "graphs-only", runner.config, "graphs only"
-        self.calls: list[str] = []
-
-    def run(self, graph: str, *inputs: Any) -> tuple[Any, ...]:
-        self.calls.append(graph)
-        return self._runner.run(graph, *inputs)
-
-
 def test_tasks_use_named_graphs_only(ae_model: RegisteredModel, tiny_run: Path, tmp_path: Path) -> None:
-    runner = GraphsOnly(TorchRunner(ae_model, RuntimeSource(run=tiny_run, device="cpu")))
+    runner = RecordingRunner(TorchRunner(ae_model, RuntimeSource(run=tiny_run, device="cpu")))
     ctx = TaskContext(model=ae_model, runner=runner, recipe=build_recipe(ae_model, runner.config), out=tmp_path)
     tasks.reconstruct(ctx, n=4)
     tasks.decode(ctx, z_file=None, n=4)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from zoo_core.plugins import RegisteredModel
 from zoo_core.recipe import DataSource
 from zoo_core.runtime import RuntimeSource, TorchRunner
 from zoo_core.tasks import TaskContext
+from zoo_core.testing import RecordingRunner
 
 CELL = 32 + 2  # image plus grid padding
 SCALE = 4      # 32-pixel images are enlarged to 128 in grids
@@ -69,22 +69,9 @@ def test_roundtrip_writes_six_columns_per_row(zoo, tiny_run: Path, tmp_path: Pat
     assert png_size(out) == (SCALE * (6 * CELL + 2), SCALE * (2 * CELL + 2))
 
 
-class GraphsOnly:
-    """A runner that offers nothing but named graphs, as the onnxruntime runtime does; it logs each call."""
-
-    def __init__(self, runner: TorchRunner) -> None:
-        self._runner = runner
-        self.runtime, self.config, self.description = "graphs-only", runner.config, "graphs only"
-        self.calls: list[str] = []
-
-    def run(self, graph: str, *inputs: Any) -> tuple[Any, ...]:
-        self.calls.append(graph)
-        return self._runner.run(graph, *inputs)
-
-
 def test_tasks_use_named_graphs_only(cyclegan_model: RegisteredModel, tiny_run: Path, tmp_path: Path,
                                      zoo_cache: Path) -> None:
-    runner = GraphsOnly(TorchRunner(cyclegan_model, RuntimeSource(run=tiny_run, device="cpu")))
+    runner = RecordingRunner(TorchRunner(cyclegan_model, RuntimeSource(run=tiny_run, device="cpu")))
     recipe = build_recipe(cyclegan_model, runner.config)
     ctx = TaskContext(model=cyclegan_model, runner=runner, recipe=recipe, out=tmp_path, source=DataSource())
     tasks.roundtrip(ctx, n=1)
