@@ -12,16 +12,7 @@ from click.testing import CliRunner, Result
 from zoo_core import __version__, hookimpl
 from zoo_core.cli import cli
 from zoo_core.spec import DataLayout, ModelSpec
-
-
-class ModelsPlugin:
-    def __init__(self, *specs: ModelSpec) -> None:
-        self.specs = specs
-
-    @hookimpl
-    def zoo_register_models(self, register: Callable[[ModelSpec], None]) -> None:
-        for spec in self.specs:
-            register(spec)
+from zoo_core.testing import ModelsPlugin
 
 
 class BrokenPlugin:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -11,19 +10,8 @@ import pytest
 
 from zoo_core import __version__, hookimpl, hookspecs, plugins
 from zoo_core.registry import get_model, get_runtime, list_models, list_runtimes
-from zoo_core.spec import ModelSpec, RuntimeSpec
-
-
-class ModelsPlugin:
-    """An in-process plugin registering the given specs."""
-
-    def __init__(self, *specs: ModelSpec) -> None:
-        self.specs = specs
-
-    @hookimpl
-    def zoo_register_models(self, register: Callable[[ModelSpec], None]) -> None:
-        for spec in self.specs:
-            register(spec)
+from zoo_core.spec import RuntimeSpec
+from zoo_core.testing import ModelsPlugin
 
 
 def test_hookspecs_are_the_three_register_hooks() -> None:

@@ -8,14 +8,15 @@ user's cache and ``torch_threads`` pins tiny networks to one thread, where they 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
 
-from zoo_core import __version__, builtin, plugins
+from zoo_core import __version__, builtin, hookimpl, plugins
+from zoo_core.spec import ModelSpec
 
 
 @contextmanager
@@ -82,3 +83,15 @@ class RecordingRunner:
     def run(self, graph: str, *inputs: Any) -> tuple[Any, ...]:
         self.calls.append(graph)
         return self._runner.run(graph, *inputs)
+
+
+class ModelsPlugin:
+    """An in-process plugin that registers the given specs, for tests of hosts and commands."""
+
+    def __init__(self, *specs: ModelSpec) -> None:
+        self.specs = specs
+
+    @hookimpl
+    def zoo_register_models(self, register: Callable[[ModelSpec], None]) -> None:
+        for spec in self.specs:
+            register(spec)
