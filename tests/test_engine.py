@@ -16,7 +16,7 @@ from zoo_core.checkpoint import load_checkpoint
 from zoo_core.engine import TrainOptions, derive_seed, select_device, train
 from zoo_core.errors import UsageError
 from zoo_core.plugins import RegisteredModel
-from zoo_core.recipe import Batches, DataSource, Recipe, StepContext, TrainingData
+from zoo_core.recipe import Batches, DataSource, Recipe, StepContext, TrainingData, linear_decay
 from zoo_core.spec import GraphSpec, ModelSpec, NetworkSpec, Preset, TensorSpec
 
 FEATURES = 4
@@ -221,3 +221,11 @@ def test_select_device_and_derive_seed() -> None:
             select_device("cuda")
     assert derive_seed(1, 2, 3) == derive_seed(1, 2, 3) != derive_seed(1, 2, 4)
     assert 0 <= derive_seed(0, 0) < 2 ** 63
+
+
+def test_reference_schedule_is_constant_then_linear_to_zero() -> None:
+    factor = linear_decay(epochs=200, decay_epochs=100)
+    assert [factor(e) for e in (0, 50, 99)] == [1.0, 1.0, 1.0]
+    assert factor(100) == pytest.approx(1 - 1 / 101)
+    assert factor(199) == pytest.approx(1 / 101)  # the paper's code: one step short of zero in the last epoch
+    assert factor(200) == pytest.approx(0.0)

@@ -20,6 +20,17 @@ from torch import nn
 from zoo_core.spec import GraphSpec, ModelSpec
 
 
+def linear_decay(epochs: int, decay_epochs: int) -> Any:
+    """A LambdaLR factor: the full rate, then a linear decay over the last ``decay_epochs`` epochs (the CycleGAN
+    reference schedule; stepped once per epoch end by the engine)."""
+    constant = epochs - decay_epochs
+
+    def factor(epoch: int) -> float:
+        return 1.0 - max(0, epoch + 1 - constant) / float(decay_epochs + 1)
+
+    return factor
+
+
 @dataclass(frozen=True)
 class DataSource:
     """Where the user pointed the data options; all ``None`` means the embedded default."""

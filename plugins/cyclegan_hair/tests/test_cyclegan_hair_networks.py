@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from zoo_cyclegan_hair.networks import Discriminator, Generator, ImagePool, init_normal, size_problem
-from zoo_cyclegan_hair.recipe import CycleGANRecipe, linear_decay
+from zoo_cyclegan_hair.recipe import CycleGANRecipe
 
 from zoo_core.config import resolve_config
 from zoo_core.errors import UsageError, ZooError
@@ -79,14 +79,6 @@ def test_image_pool_fills_then_swaps_half_the_time() -> None:
     assert 70 < from_history < 130  # about half come from the history
     assert int(pool.count) == 3 and bool((pool.images >= 10).all())  # and were replaced by new ones
     assert set(pool.state_dict()) == {"images", "count"}
-
-
-def test_reference_schedule_is_constant_then_linear_to_zero() -> None:
-    factor = linear_decay(epochs=200, decay_epochs=100)
-    assert [factor(e) for e in (0, 50, 99)] == [1.0, 1.0, 1.0]
-    assert factor(100) == pytest.approx(1 - 1 / 101)
-    assert factor(199) == pytest.approx(1 / 101)  # the paper's code: one step short of zero in the last epoch
-    assert factor(200) == pytest.approx(0.0)
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

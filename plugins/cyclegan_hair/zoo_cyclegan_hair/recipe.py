@@ -17,7 +17,7 @@ from torch import nn
 
 from zoo_core.data.imageset import to_float
 from zoo_core.errors import UsageError, ZooError
-from zoo_core.recipe import Batches, DataSource, Recipe, StepContext, TrainingData
+from zoo_core.recipe import Batches, DataSource, Recipe, StepContext, TrainingData, linear_decay
 from zoo_cyclegan_hair.data import DomainPair, load_domains, pair_batches
 from zoo_cyclegan_hair.networks import (
     MIN_DISCRIMINATOR_SIZE,
@@ -57,16 +57,6 @@ def check_config(config: Mapping[str, Any]) -> None:
     for key in ("features", "d_features", "portraits"):
         if int(config[key]) < 1:
             raise UsageError(f"{key} must be at least 1, got {config[key]}")
-
-
-def linear_decay(epochs: int, decay_epochs: int) -> Any:
-    """The reference schedule as a LambdaLR factor: constant, then linear decay over the last ``decay_epochs``."""
-    constant = epochs - decay_epochs
-
-    def factor(epoch: int) -> float:
-        return 1.0 - max(0, epoch + 1 - constant) / float(decay_epochs + 1)
-
-    return factor
 
 
 class CycleGANRecipe(Recipe):
