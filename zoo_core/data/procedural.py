@@ -24,7 +24,7 @@ from zoo_core.data.errors import DataError
 from zoo_core.data.imageset import ImageSet
 
 # Bump whenever drawing code changes, so stale caches are never served as the new data.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 3
 PORTRAIT_LABELS = ("glasses", "male", "blond")
 
 Stroke = list[tuple[float, float]]
@@ -192,6 +192,7 @@ _SKIN = np.array([(246, 214, 192), (232, 190, 160), (205, 150, 112), (170, 112, 
 _BLOND = np.array([(246, 226, 150), (236, 204, 112), (222, 184, 96), (250, 234, 176), (214, 170, 80)])
 _BLACK = np.array([(18, 16, 15), (30, 24, 21), (12, 12, 17), (42, 32, 27), (24, 22, 26)])
 _FRAMES = np.array([(15, 15, 15), (50, 30, 20), (110, 20, 30), (20, 30, 80), (60, 60, 65)])
+_LENS = np.array([(40, 40, 45), (70, 50, 35), (35, 55, 45), (45, 45, 75)])
 _IRIS = np.array([(70, 45, 25), (40, 90, 140), (60, 110, 60), (110, 80, 40), (30, 25, 20)])
 
 
@@ -232,8 +233,17 @@ class _Portrait:
         extra = {} if outline is None else {"outline": 0}
         getattr(self.mask_draw, shape)(box, fill=None if fill is None else 0, **extra, **kwargs)
 
-    def hair(self, shape: Image.Image, colour: Colour, strands: list[tuple[tuple[float, ...], float, float]]) -> None:
-        """Paint hair where ``shape`` is set: the hair colour with darker and lighter strands."""
+    def tint(self, shape: str, box: tuple[float, ...], colour: Colour, opacity: float, **kwargs: object) -> None:
+        """Lay a translucent colour over a shape, as a tinted lens does, and clear the hair mask under it."""
+        alpha = Image.new("L", (self.w, self.w), 0)
+        getattr(ImageDraw.Draw(alpha), shape)(box, fill=round(255 * opacity), **kwargs)
+        self.image.paste(Image.new("RGB", (self.w, self.w), colour), (0, 0), alpha)
+        getattr(self.mask_draw, shape)(box, fill=0, **kwargs)
+
+    def hair(self, shape: Image.Image, colour: Colour, strands: list[tuple[tuple[float, ...], float, float]],
+             head: bool = True) -> None:
+        """Paint hair where ``shape`` is set: the colour with darker and lighter strands; head hair joins the hair
+        mask, other hair (a beard) hides the mask under it."""
         layer = Image.new("RGB", (self.w, self.w), colour)
         layer_draw = ImageDraw.Draw(layer)
         width = max(1, round(self.w / 96))
@@ -241,7 +251,7 @@ class _Portrait:
             tone = _shade(colour, float(self.rng.uniform(0.7, 1.25)))
             layer_draw.arc(box, start, end, fill=tone, width=width)
         self.image.paste(layer, (0, 0), shape)
-        self.mask.paste(255, (0, 0), shape)
+        self.mask.paste(255 if head else 0, (0, 0), shape)
 
 
 def _draw_portrait(canvas: int, rng: np.random.Generator, glasses: bool, male: bool, blond: bool,
@@ -270,14 +280,14 @@ def _draw_portrait(canvas: int, rng: np.random.Generator, glasses: bool, male: b
     shoulder_top = cy + fh * u(1.05, 1.25)
     p.draw.ellipse((cx - w * u(0.36, 0.46), shoulder_top, cx + w * u(0.36, 0.46), shoulder_top + w * 0.7), fill=clothes)
 
-    # Hair behind the head: long or bob for women, a close cap for men.
+    # Hair behind the head: short, long or a bob, for men and women alike (the male attribute is the beard).
     style = int(rng.integers(0, 3))
     back = Image.new("L", (canvas, canvas), 0)
     back_draw = ImageDraw.Draw(back)
     top = cy - fh * u(1.12, 1.2)
-    if male:
+    if style == 0:  # short: a close cap
         back_draw.ellipse((cx - fw * 1.08, top, cx + fw * 1.08, cy + fh * 0.25), fill=255)
-    elif style == 0:  # long hair to the shoulders or past them
+    elif style == 1:  # long hair to the shoulders or past them
         reach = cy + fh * u(1.3, 2.0)
         side = fw * u(1.25, 1.45)
         back_draw.ellipse((cx - side, top, cx + side, cy + fh * 0.6), fill=255)
@@ -325,15 +335,17 @@ def _draw_portrait(canvas: int, rng: np.random.Generator, glasses: bool, male: b
     lips = _clip(np.array((200, 60, 70)) * 0.8 + np.array(skin) * 0.2) if not male else _shade(skin, 0.72)
     p.draw.chord((cx - mw, mouth_y - fh * 0.1, cx + mw, mouth_y + fh * u(0.06, 0.14)), 0, 180, fill=lips)
 
-    # Hair in front: a cap with a hairline for men, a frame round the face with a fringe or parting for women.
+    # Hair in front: a cap with a hairline over short hair, a frame round the face with a fringe or parting over
+    # long hair and bobs.
     front = Image.new("L", (canvas, canvas), 0)
     front_draw = ImageDraw.Draw(front)
-    if male:
-        height = u(1.15, 1.35) if style == 1 else u(1.08, 1.16)  # style 1: a quiff
+    if style == 0:
+        cut = int(rng.integers(0, 3))
+        height = u(1.15, 1.35) if cut == 1 else u(1.08, 1.16)  # cut 1: a quiff
         front_draw.ellipse((cx - fw * 1.1, cy - fh * height, cx + fw * 1.1, cy + fh * 0.3), fill=255)
         hairline = cy - fh * u(0.5, 0.65)
         front_draw.ellipse((cx - fw * 0.95, hairline, cx + fw * 0.95, cy + fh * 2.2), fill=0)
-        if style == 2:  # side parting swept across
+        if cut == 2:  # side parting swept across
             front_draw.polygon([(cx - fw * 0.95, hairline + fh * 0.1), (cx + fw * 0.7, hairline - fh * 0.05),
                                 (cx + fw * 0.95, hairline + fh * 0.2)], fill=255)
     else:
@@ -351,34 +363,39 @@ def _draw_portrait(canvas: int, rng: np.random.Generator, glasses: bool, male: b
                                 (cx + sweep * fw * 0.6, fringe + fh * 0.05)], fill=255)
     p.hair(front, hair_colour, strands(cx - fw * 1.2, top, cx + fw * 1.2, cy, 8))
 
-    # Beard or moustache: the male attribute's most visible sign.
+    # A dark full beard and moustache: the male attribute's sign, on every man so that it survives the averaging
+    # of encodings (a mean of goatees, moustaches and bare chins reads as neither). Facial hair, not head hair:
+    # it stays out of the hair mask, so recolouring hair leaves it alone.
     if male:
         beard = Image.new("L", (canvas, canvas), 0)
         beard_draw = ImageDraw.Draw(beard)
-        kind = int(rng.integers(0, 3))
-        if kind == 0:  # full beard along the jaw
-            beard_draw.ellipse((cx - fw * 0.99, cy - fh * 0.9, cx + fw * 0.99, cy + fh * 1.08), fill=255)
-            beard_draw.ellipse((cx - fw * 0.92, cy - fh * 1.6, cx + fw * 0.92, mouth_y - fh * 0.05), fill=0)
-        elif kind == 1:  # goatee
-            beard_draw.ellipse((cx - mw * 0.9, mouth_y - fh * 0.05, cx + mw * 0.9, cy + fh * 1.06), fill=255)
+        cheek = u(0.2, 0.6)  # how far up the cheeks it grows
+        beard_draw.ellipse((cx - fw * 0.99, cy - fh * 0.9, cx + fw * 0.99, cy + fh * 1.08), fill=255)
+        beard_draw.ellipse((cx - fw * 0.92, cy - fh * 1.6, cx + fw * 0.92, cy + fh * cheek), fill=0)
+        beard_draw.ellipse((cx - mw * 1.1, mouth_y - fh * 0.1, cx + mw * 1.1, cy + fh * 1.06), fill=255)
         moustache = fh * u(0.07, 0.11)
         beard_draw.rounded_rectangle((cx - mw * 1.05, mouth_y - fh * 0.12 - moustache, cx + mw * 1.05,
                                       mouth_y - fh * 0.08), radius=moustache / 2, fill=255)
         beard_draw.chord((cx - mw * 0.85, mouth_y - fh * 0.06, cx + mw * 0.85, mouth_y + fh * 0.1), 0, 180, fill=0)
-        p.hair(beard, _shade(hair_colour, 0.8), strands(cx - fw, mouth_y - fh * 0.2, cx + fw, cy + fh, 6))
+        beard_colour = _clip(np.array(hair_colour) * 0.3 + 12)
+        p.hair(beard, beard_colour, strands(cx - fw, mouth_y - fh * 0.2, cx + fw, cy + fh, 6), head=False)
 
-    # Glasses: frames over both eyes, a bridge and the arms to the ears.
+    # Glasses: tinted lenses in thick frames over both eyes, a bridge and the arms to the ears. Bold on
+    # purpose: frames a pixel wide at 64² are below what the quick VAE reconstructs, so no model could carry them.
     if glasses:
         frame = _colour(rng, _FRAMES, 6)
-        thick = max(2, round(w * u(0.012, 0.02)))
-        lens_w, lens_h = ew * u(1.45, 1.7), eh * u(2.6, 3.4)
+        thick = max(2, round(w * u(0.028, 0.04)))
+        lens_w, lens_h = ew * u(1.5, 1.75), eh * u(2.8, 3.4)
+        lens, opacity = _colour(rng, _LENS, 6), u(0.4, 0.6)
         round_lens = rng.random() < 0.5
         for sign in (-1, 1):
             ex = cx + sign * eye_dx
             box = (ex - lens_w, eye_y - lens_h, ex + lens_w, eye_y + lens_h)
             if round_lens:
+                p.tint("ellipse", box, lens, opacity)
                 p.occlude("ellipse", box, None, outline=frame, width=thick)
             else:
+                p.tint("rounded_rectangle", box, lens, opacity, radius=lens_h * 0.5)
                 p.occlude("rounded_rectangle", box, None, radius=lens_h * 0.5, outline=frame, width=thick)
             p.occlude("line", [(ex + sign * lens_w, eye_y - lens_h * 0.3), (cx + sign * fw * 0.98, ear_y)], frame,
                       width=thick)
