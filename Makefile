@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(BIN)/zoo list
 	$(BIN)/zoo train ae_mnist --out $(DEMO)/runs/ae_mnist
 	$(BIN)/zoo generate ae_mnist reconstruct --run $(DEMO)/runs/ae_mnist --out $(DEMO)/ae_mnist_reconstruction.png
-	$(BIN)/zoo train vae_faces --epochs 8 --out $(DEMO)/runs/vae_faces
+	$(BIN)/zoo train vae_faces --out $(DEMO)/runs/vae_faces
 	$(BIN)/zoo generate vae_faces sample --run $(DEMO)/runs/vae_faces --out $(DEMO)/vae_faces_samples.png
 	$(BIN)/zoo generate vae_faces arithmetic "glasses&male - glasses&~male + ~glasses&~male" --rows 4 \
 		--run $(DEMO)/runs/vae_faces --out $(DEMO)/vae_faces_arithmetic.png

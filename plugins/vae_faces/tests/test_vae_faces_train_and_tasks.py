@@ -15,6 +15,7 @@ from zoo_vae_faces.recipe import VaeFacesRecipe
 
 from zoo_core.config import resolve_config
 from zoo_core.data.imageset import to_float
+from zoo_core.errors import UsageError
 from zoo_core.plugins import RegisteredModel
 from zoo_core.recipe import DataSource, StepContext
 
@@ -28,7 +29,9 @@ def test_a_cpu_run_writes_checkpoints_metrics_and_samples(tiny_run: Path, size: 
     assert record["epoch"] == 1 and record["step"] == 6  # 43 training portraits in batches of 8
     assert set(record["val"]) == {"loss", "recon", "kl", "mse"}
     val = record["val"]
-    assert val["loss"] == pytest.approx(val["recon"] + val["kl"], rel=1e-5)
+    kl_weight = json.loads((run_dir / "config.json").read_text())["kl_weight"]
+    assert kl_weight == pytest.approx(1 / 16)  # quick: the book's balance of the two terms per pixel at 64²
+    assert val["loss"] == pytest.approx(val["recon"] + kl_weight * val["kl"], rel=1e-5)
     assert val["mse"] == pytest.approx(val["recon"] / (3 * size * size), rel=1e-5)
     assert Image.open(run_dir / "samples" / "epoch_001.png").size[0] > 0
     assert json.loads((run_dir / "config.json").read_text())["device"] == "cpu"
@@ -36,7 +39,7 @@ def test_a_cpu_run_writes_checkpoints_metrics_and_samples(tiny_run: Path, size: 
 
 def test_a_step_optimises_the_books_loss_in_both_networks(vae_model: RegisteredModel) -> None:
     model = vae_model.spec
-    recipe = VaeFacesRecipe(model, resolve_config(model, "quick", {"image_size": 16}))
+    recipe = VaeFacesRecipe(model, resolve_config(model, "book", {"image_size": 16}))
     torch.manual_seed(0)
     networks = recipe.build_networks()
     before = {name: [p.detach().clone() for p in net.parameters()] for name, net in networks.items()}
@@ -60,7 +63,7 @@ def test_recon_weight_scales_the_squared_error_in_the_loss(vae_model: Registered
     model = vae_model.spec
     metrics = {}
     for weight in (1.0, 16.0):
-        recipe = VaeFacesRecipe(model, resolve_config(model, "quick", {"image_size": 16, "recon_weight": weight}))
+        recipe = VaeFacesRecipe(model, resolve_config(model, "book", {"image_size": 16, "recon_weight": weight}))
         torch.manual_seed(0)
         networks = recipe.build_networks()
         for net in networks.values():
@@ -138,3 +141,29 @@ def test_data_inputs_are_real_faces_and_their_encodings(vae_model: RegisteredMod
     assert runner.run("decoder", z)[0].shape == (4, 3, size, size)
     (more,) = runner.recipe.data_inputs("encoder", data, len(data.val) + 3, runner.networks)
     assert len(more) == len(data.val) + 3
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")  # no training here
+@pytest.mark.parametrize(("epochs", "expected"), [(6, [1, 1, 1, 1, 2 / 3, 1 / 3]), (1, [1]), (3, [1, 1, 1 / 2])])
+def test_the_rate_falls_linearly_over_the_last_share_of_the_epochs(vae_model: RegisteredModel, epochs: int,
+                                                                    expected: list[float]) -> None:
+    model = vae_model.spec
+    config = resolve_config(model, "quick", {"image_size": 16, "epochs": epochs, "lr": 1.0})
+    assert config["lr_decay_fraction"] == pytest.approx(1 / 3)
+    recipe = VaeFacesRecipe(model, config)
+    optimizers = recipe.build_optimizers(recipe.build_networks())
+    schedulers = recipe.build_schedulers(optimizers)
+    rates = []
+    for _ in range(epochs):
+        rates.append(optimizers["vae"].param_groups[0]["lr"])
+        for scheduler in schedulers:
+            scheduler.step()
+    assert rates == pytest.approx(expected)
+
+
+def test_book_keeps_a_constant_rate_and_a_bad_decay_is_refused(vae_model: RegisteredModel) -> None:
+    model = vae_model.spec
+    book = VaeFacesRecipe(model, resolve_config(model, "book", {"image_size": 16}))
+    assert book.build_schedulers(book.build_optimizers(book.build_networks())) == []
+    with pytest.raises(UsageError, match="lr_decay_fraction must be between 0 and 1"):
+        VaeFacesRecipe(model, resolve_config(model, "quick", {"image_size": 16, "lr_decay_fraction": 1.5}))

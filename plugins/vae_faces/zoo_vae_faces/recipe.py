@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from zoo_core.data.imageset import ImageSet, to_float
-from zoo_core.recipe import DataSource, Recipe, StepContext, TrainingData
+from zoo_core.errors import UsageError
+from zoo_core.recipe import DataSource, Recipe, StepContext, TrainingData, linear_decay
 from zoo_core.spec import ModelSpec
 from zoo_vae_faces.data import held_out, join, load_faces, split_faces
 from zoo_vae_faces.networks import (
@@ -52,6 +53,13 @@ class VaeFacesRecipe(Recipe):
         bottleneck_side(self.config["image_size"])  # refuse an impossible size before any work
         self.image_size = int(self.config["image_size"])
         self.latent_dim = int(self.config["latent_dim"])
+        # A fraction, not a count, so that `--set epochs=N` keeps the schedule's shape. .get: runs saved before
+        # it existed kept the rate constant.
+        fraction = float(self.config.get("lr_decay_fraction", 0.0))
+        if not 0.0 <= fraction <= 1.0:
+            raise UsageError(f"lr_decay_fraction must be between 0 and 1 (the share of the epochs over which the "
+                             f"rate falls to zero), got {fraction}")
+        self.lr_decay_epochs = round(int(self.config["epochs"]) * fraction)
 
     # -- networks --------------------------------------------------------------------
     def build_networks(self) -> dict[str, nn.Module]:
@@ -79,6 +87,12 @@ class VaeFacesRecipe(Recipe):
         params = itertools.chain(networks["encoder"].parameters(), networks["decoder"].parameters())
         return {"vae": torch.optim.Adam(params, lr=float(self.config["lr"]),
                                         weight_decay=float(self.config["weight_decay"]))}
+
+    def build_schedulers(self, optimizers: Mapping[str, torch.optim.Optimizer]) -> list[Any]:
+        if self.lr_decay_epochs == 0:
+            return []
+        factor = linear_decay(int(self.config["epochs"]), self.lr_decay_epochs)
+        return [torch.optim.lr_scheduler.LambdaLR(optimizer, factor) for optimizer in optimizers.values()]
 
     def _losses(self, images: torch.Tensor, networks: Mapping[str, nn.Module],
                 noise: torch.Tensor | None, autocast: Any = None) -> dict[str, torch.Tensor]:
