@@ -29,7 +29,7 @@ def test_a_cpu_run_writes_checkpoints_metrics_and_samples(tiny_run: Path, size: 
     assert record["epoch"] == 1 and record["step"] == 6  # 43 training portraits in batches of 8
     assert set(record["val"]) == {"loss", "recon", "kl", "mse"}
     val = record["val"]
-    kl_weight = json.loads((run_dir / "config.json").read_text())["kl_weight"]
+    kl_weight = json.loads((run_dir / "config.json").read_text())["config"]["kl_weight"]
     assert kl_weight == pytest.approx(1 / 16)  # quick: the book's balance of the two terms per pixel at 64²
     assert val["loss"] == pytest.approx(val["recon"] + kl_weight * val["kl"], rel=1e-5)
     assert val["mse"] == pytest.approx(val["recon"] / (3 * size * size), rel=1e-5)
