@@ -108,17 +108,27 @@ def test_portrait_masks_mark_hair(portraits: ImageSet) -> None:
     assert under[blond].min() > 120 and under[~blond].max() < 80
 
 
+CANVAS = 96
+
+
+def drawn_without_and_with(attribute: str, seed: int, **others: bool) -> dict[bool, tuple[np.ndarray, np.ndarray]]:
+    """(image, hair mask) of one random stream drawn with ``attribute`` off and on, on a grey background."""
+    background = np.full((CANVAS, CANVAS, 3), 128, np.uint8)
+    drawn = {}
+    for value in (False, True):
+        flags = {"glasses": False, "male": False, "blond": False, **others, attribute: value}
+        rng = np.random.Generator(np.random.PCG64(seed))
+        drawn[value] = procedural._draw_portrait(CANVAS, rng, flags["glasses"], flags["male"], flags["blond"],
+                                                 background)
+    return drawn
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_every_man_has_a_dark_beard_outside_the_hair_mask(seed: int) -> None:
-    # The same random stream drawn as a man and as a woman: same skin, hair and background; only the man has
-    # a dark chin (a beard that a mean of men's encodings keeps), and it is facial hair, not head hair.
-    canvas = 96
-    background = np.full((canvas, canvas, 3), 128, np.uint8)
-    drawn = {}
-    for male in (False, True):
-        rng = np.random.Generator(np.random.PCG64(seed))
-        drawn[male] = procedural._draw_portrait(canvas, rng, False, male, seed % 2 == 1, background)
-    chin = (slice(int(0.7 * canvas), int(0.76 * canvas)), slice(int(0.45 * canvas), int(0.55 * canvas)))
+    # Drawn as a man and as a woman: same skin, hair and background; only the man has a dark chin (a beard
+    # that a mean of men's encodings keeps), and it is facial hair, not head hair.
+    drawn = drawn_without_and_with("male", seed, blond=seed % 2 == 1)
+    chin = (slice(int(0.7 * CANVAS), int(0.76 * CANVAS)), slice(int(0.45 * CANVAS), int(0.55 * CANVAS)))
     brightness = {male: float(image[chin].mean()) for male, (image, _) in drawn.items()}
     assert brightness[True] < 0.75 * brightness[False]  # a blond beard on pale skin is the lightest: about 0.7
     assert not drawn[True][1][chin].any() and not drawn[False][1][chin].any()
@@ -127,17 +137,12 @@ def test_every_man_has_a_dark_beard_outside_the_hair_mask(seed: int) -> None:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_glasses_are_tinted_lenses_over_the_eyes(seed: int) -> None:
     # Glasses are drawn last, so the same random stream with and without them differs only by the glasses.
-    canvas = 96
-    background = np.full((canvas, canvas, 3), 128, np.uint8)
-    drawn = {}
-    for glasses in (False, True):
-        rng = np.random.Generator(np.random.PCG64(seed))
-        drawn[glasses] = procedural._draw_portrait(canvas, rng, glasses, seed == 1, seed == 2, background)
+    drawn = drawn_without_and_with("glasses", seed, male=seed == 1, blond=seed == 2)
     changed = np.abs(drawn[True][0].astype(int) - drawn[False][0].astype(int)).sum(axis=2) > 40
     rows, cols = np.nonzero(changed)
     assert changed.mean() > 0.02  # bold: tinted lenses in thick frames, about 200 canvas pixels at least
-    assert rows.min() > 0.3 * canvas and rows.max() < 0.65 * canvas  # only around the eye line
-    assert cols.min() > 0.15 * canvas and cols.max() < 0.85 * canvas  # and within the face
+    assert rows.min() > 0.3 * CANVAS and rows.max() < 0.65 * CANVAS  # only around the eye line
+    assert cols.min() > 0.15 * CANVAS and cols.max() < 0.85 * CANVAS  # and within the face
     # Lenses and frames hide any hair under them.
     assert not (drawn[True][1][changed] > 0).any()
 
