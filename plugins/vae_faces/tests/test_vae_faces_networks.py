@@ -137,3 +137,17 @@ def test_the_plugin_module_imports_no_torch() -> None:
     code = "import sys, zoo_vae_faces.plugin as p; p.spec(); print(sorted({'torch', 'numpy'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("size", [64, 256])
+def test_the_books_decoder_never_reaches_its_last_four_rows_and_columns(size: int) -> None:
+    # The README's grey band: ConvT(k3, s2, p0, output_padding 1) adds a row and a column no input reaches,
+    # and the two later upsamplings spread it to the last 4 of each side, whatever z is.
+    torch.manual_seed(0)
+    decoder = Decoder(size, 100).eval()
+    z = torch.randn(2, 100, requires_grad=True)
+    image = decoder(z)
+    (edge,) = torch.autograd.grad(image[..., size - 4:, :].sum() + image[..., :, size - 4:].sum(), z,
+                                  retain_graph=True)
+    (inside,) = torch.autograd.grad(image[..., size - 5, : size - 4].sum(), z)
+    assert torch.count_nonzero(edge) == 0 and torch.count_nonzero(inside) > 0
