@@ -18,6 +18,7 @@ from zoo_core.errors import UsageError
 from zoo_core.plugins import RegisteredModel
 from zoo_core.recipe import Batches, DataSource, Recipe, StepContext, TrainingData, linear_decay
 from zoo_core.spec import GraphSpec, ModelSpec, NetworkSpec, Preset, TensorSpec
+from zoo_core.testing import torch_threads
 
 FEATURES = 4
 VAL_ITEMS = 12
@@ -85,10 +86,8 @@ STEPS_PER_EPOCH = -(-(SETTINGS["items"] - VAL_ITEMS) // SETTINGS["batch_size"]) 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread() -> Iterator[None]:
     """Tiny networks run fastest on one thread, and far faster on a machine loaded by other work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner, Result
 
 from zoo_core.checkpoint import load_checkpoint
 from zoo_core.cli import cli
 from zoo_core.engine import TrainOptions, train
 from zoo_core.registry import get_model
+from zoo_core.testing import torch_threads
 
 ae_plugin = pytest.importorskip("zoo_ae_mnist.plugin", reason="the ae_mnist plugin is not installed")
 
@@ -28,10 +28,8 @@ TINY = ("--set", "embedded_items=80", "--batch-size", "16", "--no-progress")
 @pytest.fixture(scope="module", autouse=True)
 def one_thread() -> Iterator[None]:
     """Tiny networks run fastest on one thread, and far faster on a machine loaded by other work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
