@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 # The torch pair this machine installs from disk; override for other platforms.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 # Every distribution in the repository, core first; each is installed editable.
-DISTS := . $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml export/pyproject.toml benchmarks/pyproject.toml))
+DISTS := . $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml export/pyproject.toml benchmarks/pyproject.toml serve/pyproject.toml))
 STAMP := $(VENV)/.installed
+# What the test suite drives from outside: property-based fuzzing, the official Triton client, a browser.
+TEST_TOOLS := "pytest>=8" "ruff>=0.6" "hypothesis>=6.100" "tritonclient[http]>=2.40" "selenium>=4.20"
 DEMO := demo-output
 
 .PHONY: install demo test lint clean startup-bench
@@ -17,7 +19,7 @@ $(STAMP): Makefile $(addsuffix /pyproject.toml,$(DISTS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=24" "setuptools>=69" wheel
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q --no-build-isolation $(addprefix -e ,$(DISTS)) "pytest>=8" "ruff>=0.6"
+	$(BIN)/python -m pip install -q --no-build-isolation $(addprefix -e ,$(DISTS)) $(TEST_TOOLS)
 	touch $(STAMP)
 
 # The whole tour on embedded data: train the quick presets, look at the pictures, export
