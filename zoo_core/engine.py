@@ -133,6 +133,37 @@ class Position:
                    items=value.get("items", 0), seconds=value.get("seconds", 0.0))
 
 
+@dataclass
+class TrainingState:
+    """What a run trains and carries from one epoch to the next."""
+
+    networks: dict[str, torch.nn.Module]
+    data: TrainingData
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: list[Any]
+    scalers: dict[str, torch.amp.GradScaler]
+    generator: torch.Generator
+    position: Position
+    step: StepContext
+    device_cache: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class EpochOutcome:
+    """How far one pass over an epoch got, and its metric sums."""
+
+    epoch: int
+    batches: int
+    done: int
+    sums: dict[str, torch.Tensor]
+    started: float
+    stop_reason: str
+
+    @property
+    def finished(self) -> bool:
+        return self.done >= self.batches
+
+
 @contextmanager
 def deferred_interrupt() -> Iterator[dict[str, bool]]:
     """Turn the first Ctrl-C into a flag checked between steps, so a step is never half-applied.
@@ -230,6 +261,25 @@ class Trainer:
     def run(self) -> Path:
         from zoo_core.progress import TrainingProgress
 
+        state = self._start_or_resume()
+        epochs = int(self.config["epochs"])
+        progress = TrainingProgress(self.spec.name, epochs, enabled=self.options.progress)
+        stop_reason = ""
+        with deferred_interrupt() as interrupt, progress:
+            while state.position.epoch < epochs and not stop_reason:
+                epoch = self._train_epoch(state, progress, interrupt)
+                stop_reason = epoch.stop_reason
+                if not epoch.finished:
+                    break
+                self._end_epoch(state, epoch, progress)
+                if interrupt["stop"] and not stop_reason:
+                    stop_reason = "interrupted"
+        self._plot_losses()
+        self._report_stop(stop_reason, state.position)
+        return self.run_dir
+
+    def _start_or_resume(self) -> TrainingState:
+        """Build networks, data and optimizers; restore them from the checkpoint or start the run directory."""
         recipe, device = self.recipe, self.device
         networks = build_networks(recipe, self.seed, device)
         data = recipe.load_data(self.source)
@@ -257,8 +307,6 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
             self._write_config(data.description)
-        step = StepContext(device, generator, optimizers, scalers, amp_dtype)
-        batch_size = int(self.config["batch_size"])
         epochs = int(self.config["epochs"])
         if position.epoch >= epochs:
             raise UsageError(f"{self.run_dir} has already trained {position.epoch} of {epochs} epochs; "
@@ -269,81 +317,87 @@ class Trainer:
         if self.options.progress:
             print(f"zoo: training {self.spec.name} (preset {self.config['preset']}, {device}) on "
                   f"{data.description or 'its data'}; run directory {self.run_dir}", file=sys.stderr, flush=True)
-        device_cache: dict[int, torch.Tensor] = {}
-        progress = TrainingProgress(self.spec.name, epochs, enabled=self.options.progress)
+        return TrainingState(networks=networks, data=data, optimizers=optimizers, schedulers=schedulers,
+                             scalers=scalers, generator=generator, position=position,
+                             step=StepContext(device, generator, optimizers, scalers, amp_dtype))
+
+    def _train_epoch(self, state: TrainingState, progress: Any, interrupt: Mapping[str, bool]) -> EpochOutcome:
+        """Run the current epoch's remaining steps; stop early at --max-steps or Ctrl-C with a mid-epoch save."""
+        recipe, device, position = self.recipe, self.device, state.position
+        epoch = position.epoch
+        shuffle = torch.Generator().manual_seed(derive_seed(self.seed, epoch, 0))
+        batches = recipe.batches(state.data.train, int(self.config["batch_size"]), shuffle, train=True)
+        _cache_on_device(batches, device, state.device_cache)
+        if position.batch == 0:
+            state.generator.manual_seed(derive_seed(self.seed, epoch, 1))
+            position.sums, position.items, position.seconds = {}, 0, 0.0
+        for net in state.networks.values():
+            net.train()
+        state.step.epoch = epoch
+        progress.start_epoch(epoch, len(batches), position.batch)
+        sums = {k: torch.tensor(v, dtype=_sum_dtype(device), device=device) for k, v in position.sums.items()}
+        started = time.perf_counter()
+        done = position.batch
         stop_reason = ""
-        with deferred_interrupt() as interrupt, progress:
-            while position.epoch < epochs and not stop_reason:
-                epoch = position.epoch
-                shuffle = torch.Generator().manual_seed(derive_seed(self.seed, epoch, 0))
-                batches = recipe.batches(data.train, batch_size, shuffle, train=True)
-                _cache_on_device(batches, device, device_cache)
-                if position.batch == 0:
-                    generator.manual_seed(derive_seed(self.seed, epoch, 1))
-                    position.sums, position.items, position.seconds = {}, 0, 0.0
-                for net in networks.values():
-                    net.train()
-                step.epoch = epoch
-                progress.start_epoch(epoch, len(batches), position.batch)
-                sums = {k: torch.tensor(v, dtype=_sum_dtype(device), device=device) for k, v in position.sums.items()}
-                started = time.perf_counter()
-                done = position.batch
-                for index in range(position.batch, len(batches)):
-                    batch = recipe.prepare_batch(batches.batch(index), device)
-                    step.step = position.global_step
-                    metrics = recipe.training_step(batch, networks, step)
-                    for key, value in metrics.items():  # in place: one small kernel per metric and step
-                        if key in sums:
-                            sums[key].add_(value.detach())
-                        else:
-                            sums[key] = value.detach().to(_sum_dtype(device), copy=True)
-                    position.items += recipe.items_in(batch)
-                    position.global_step += 1
-                    done = index + 1
-                    progress.advance(done, position.items, sums, done, time.perf_counter() - started + position.seconds)
-                    if self.options.max_steps is not None and position.global_step >= self.options.max_steps:
-                        stop_reason = f"reached --max-steps {self.options.max_steps}"
-                    elif interrupt["stop"]:
-                        stop_reason = "interrupted"
-                    saving = self.options.save_every and position.global_step % self.options.save_every == 0
-                    if (stop_reason or saving) and done < len(batches):
-                        self._save_mid_epoch(position, done, sums, started, networks, optimizers, scalers, generator)
-                    if stop_reason:
-                        break
-                if done < len(batches):
-                    break
-                seconds = time.perf_counter() - started + position.seconds
-                train_metrics = {k: float(v) / len(batches) for k, v in sums.items()}
-                val_metrics = self._validate(networks, data)
-                for scheduler in schedulers:
-                    scheduler.step()
-                position.epoch, position.batch = epoch + 1, 0
-                record = {"epoch": epoch + 1, "step": position.global_step, "train": train_metrics, "val": val_metrics,
-                          "items_per_s": position.items / seconds if seconds > 0 else None, "seconds": seconds,
-                          "lr": {n: o.param_groups[0]["lr"] for n, o in optimizers.items()}}
-                zio.append_line(self.run_dir / "metrics.jsonl", json.dumps(record))
-                self._save_samples(networks, data, epoch + 1)
-                val_loss = val_metrics.get("loss", train_metrics.get("loss", math.inf))
-                improved = val_loss < position.best_loss
-                if improved:
-                    position.best_loss = val_loss
-                position.sums, position.items, position.seconds = {}, 0, 0.0
-                meta = self._meta(position, generator)
-                save_checkpoint(self.ckpt_dir / LAST, networks, meta, optimizers, scalers,
-                                _rng_tensors(generator, device))
-                if improved:
-                    save_checkpoint(self.ckpt_dir / BEST, networks, meta)
-                progress.end_epoch(epoch, train_metrics, val_metrics, record["items_per_s"])
-                if interrupt["stop"] and not stop_reason:
-                    stop_reason = "interrupted"
-        self._plot_losses()
+        for index in range(position.batch, len(batches)):
+            batch = recipe.prepare_batch(batches.batch(index), device)
+            state.step.step = position.global_step
+            metrics = recipe.training_step(batch, state.networks, state.step)
+            for key, value in metrics.items():  # in place: one small kernel per metric and step
+                if key in sums:
+                    sums[key].add_(value.detach())
+                else:
+                    sums[key] = value.detach().to(_sum_dtype(device), copy=True)
+            position.items += recipe.items_in(batch)
+            position.global_step += 1
+            done = index + 1
+            progress.advance(done, position.items, sums, done, time.perf_counter() - started + position.seconds)
+            if self.options.max_steps is not None and position.global_step >= self.options.max_steps:
+                stop_reason = f"reached --max-steps {self.options.max_steps}"
+            elif interrupt["stop"]:
+                stop_reason = "interrupted"
+            saving = self.options.save_every and position.global_step % self.options.save_every == 0
+            if (stop_reason or saving) and done < len(batches):
+                self._save_mid_epoch(position, done, sums, started, state.networks, state.optimizers, state.scalers,
+                                     state.generator)
+            if stop_reason:
+                break
+        return EpochOutcome(epoch=epoch, batches=len(batches), done=done, sums=sums, started=started,
+                            stop_reason=stop_reason)
+
+    def _end_epoch(self, state: TrainingState, outcome: EpochOutcome, progress: Any) -> None:
+        """Validate, step the schedulers, log metrics, save sample grid and checkpoints of a finished epoch."""
+        position, epoch, optimizers = state.position, outcome.epoch, state.optimizers
+        seconds = time.perf_counter() - outcome.started + position.seconds
+        train_metrics = {k: float(v) / outcome.batches for k, v in outcome.sums.items()}
+        val_metrics = self._validate(state.networks, state.data)
+        for scheduler in state.schedulers:
+            scheduler.step()
+        position.epoch, position.batch = epoch + 1, 0
+        record = {"epoch": epoch + 1, "step": position.global_step, "train": train_metrics, "val": val_metrics,
+                  "items_per_s": position.items / seconds if seconds > 0 else None, "seconds": seconds,
+                  "lr": {n: o.param_groups[0]["lr"] for n, o in optimizers.items()}}
+        zio.append_line(self.run_dir / "metrics.jsonl", json.dumps(record))
+        self._save_samples(state.networks, state.data, epoch + 1)
+        val_loss = val_metrics.get("loss", train_metrics.get("loss", math.inf))
+        improved = val_loss < position.best_loss
+        if improved:
+            position.best_loss = val_loss
+        position.sums, position.items, position.seconds = {}, 0, 0.0
+        meta = self._meta(position, state.generator)
+        save_checkpoint(self.ckpt_dir / LAST, state.networks, meta, optimizers, state.scalers,
+                        _rng_tensors(state.generator, self.device))
+        if improved:
+            save_checkpoint(self.ckpt_dir / BEST, state.networks, meta)
+        progress.end_epoch(epoch, train_metrics, val_metrics, record["items_per_s"])
+
+    def _report_stop(self, stop_reason: str, position: Position) -> None:
         if stop_reason == "interrupted":
             raise Interrupted(f"zoo: interrupted at epoch {position.epoch + 1}, step {position.global_step}; "
                               f"checkpoint saved; continue with: zoo train {self.spec.name} --resume {self.run_dir}")
         if stop_reason:
             print(f"zoo: {stop_reason} at step {position.global_step}; checkpoint saved in {self.ckpt_dir} "
                   f"(continue with --resume {self.run_dir})", file=sys.stderr)
-        return self.run_dir
 
     def _save_mid_epoch(self, position: Position, done: int, sums: Mapping[str, torch.Tensor], started: float,
                         networks: Mapping[str, torch.nn.Module], optimizers: Any, scalers: Any,
