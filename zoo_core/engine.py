@@ -35,12 +35,12 @@ from zoo_core.checkpoint import (
 )
 from zoo_core.config import resolve_config
 from zoo_core.errors import UsageError, ZooError
+from zoo_core.models import BEST_CHECKPOINT as BEST
+from zoo_core.models import LAST_CHECKPOINT as LAST
+from zoo_core.models import build_networks, build_recipe, select_device
 from zoo_core.plugins import RegisteredModel
-from zoo_core.recipe import Batches, DataSource, Recipe, StepContext, TrainingData
-from zoo_core.spec import load_object
+from zoo_core.recipe import Batches, DataSource, StepContext, TrainingData
 
-LAST = "last.safetensors"
-BEST = "best.safetensors"
 RESUMABLE_OVERRIDES = {"epochs"}
 
 
@@ -48,23 +48,6 @@ class Interrupted(ZooError):
     """Ctrl-C during training: the checkpoint is written, the exit code is the shell's 130."""
 
     exit_code = 130
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then MPS, then CPU; asking for an absent device is a UsageError."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available here; use --device cpu or auto")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UsageError("--device mps: MPS is not available here; use --device cpu or auto")
-    if name not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"--device must be auto, cpu, cuda or mps, got {name!r}")
-    return torch.device(name)
 
 
 def derive_seed(seed: int, *parts: int) -> int:
@@ -75,21 +58,6 @@ def derive_seed(seed: int, *parts: int) -> int:
 def versions() -> dict[str, str]:
     return {"zoo": __version__, "torch": torch.__version__, "python": platform.python_version(),
             "numpy": np.__version__}
-
-
-def build_recipe(model: RegisteredModel, config: Mapping[str, Any]) -> Recipe:
-    recipe_class = load_object(model.spec.recipe)
-    return recipe_class(model.spec, config)
-
-
-def build_networks(recipe: Recipe, seed: int, device: torch.device) -> dict[str, torch.nn.Module]:
-    torch.manual_seed(seed)  # initial weights depend on the seed alone
-    networks = recipe.build_networks()
-    expected = {n.name for n in recipe.spec.networks}
-    if set(networks) != expected:
-        raise ZooError(f"recipe of {recipe.spec.name} built networks {sorted(networks)}, "
-                       f"its spec declares {sorted(expected)}")
-    return {name: net.to(device) for name, net in networks.items()}
 
 
 @dataclass

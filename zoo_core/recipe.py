@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -29,6 +29,33 @@ def linear_decay(epochs: int, decay_epochs: int) -> Any:
         return 1.0 - max(0, epoch + 1 - constant) / float(decay_epochs + 1)
 
     return factor
+
+
+@dataclass(frozen=True)
+class BestMetric:
+    """The metric that selects ``best.safetensors``: a metric the recipe logs, and whether lower or higher is better.
+
+    The engine reads it from an epoch's validation metrics when the run has held-out data, else from the
+    epoch's mean training metrics.
+    """
+
+    name: str = "loss"
+    mode: Literal["min", "max"] = "min"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"BestMetric mode must be 'min' or 'max', got {self.mode!r}")
+
+    def improves(self, value: float, best: float | None) -> bool:
+        """Whether ``value`` beats ``best`` (None: nothing to beat yet); NaN never improves."""
+        if math.isnan(value):
+            return False
+        if best is None:
+            return True
+        return value < best if self.mode == "min" else value > best
+
+    def describe(self) -> str:
+        return f"{self.name}, {self.mode}"
 
 
 @dataclass(frozen=True)
@@ -114,6 +141,11 @@ class Batches:
 class Recipe:
     """Base class of a model plugin's torch code. Subclasses override the methods marked required."""
 
+    #: Which checkpoint is "best": ``BestMetric("loss", "min")`` (a validation metric, lower is better), or
+    #: None (the default, and right for a GAN, whose losses do not rank weights): then the engine writes only
+    #: ``last.safetensors`` and every command loads it.
+    best_checkpoint: ClassVar[BestMetric | None] = None
+
     def __init__(self, spec: ModelSpec, config: Mapping[str, Any]) -> None:
         self.spec = spec
         self.config = dict(config)
@@ -163,7 +195,7 @@ class Recipe:
                            generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Metrics on a held-out batch, summed over its items (the engine divides by the count).
 
-        ``loss`` selects the ``best`` checkpoint.
+        :attr:`best_checkpoint` names the one that selects the ``best`` checkpoint, if any.
         """
         raise NotImplementedError
 

@@ -7,8 +7,7 @@ checks inputs against the graph spec, so a task runs unchanged on either.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -65,65 +64,29 @@ def check_inputs(graph: GraphSpec, config: Mapping[str, Any], inputs: tuple[Any,
                                f"got values in [{vmin:.4g},{vmax:.4g}]")
 
 
-def find_latest_run(model: str, root: Path = Path("runs")) -> Path | None:
-    """The newest run directory of ``model`` that holds a checkpoint."""
-    folder = root / model
-    if not folder.is_dir():
-        return None
-    runs = [p for p in folder.iterdir() if (p / "checkpoints" / "last.safetensors").exists()]
-    return max(runs, key=lambda p: (p / "checkpoints" / "last.safetensors").stat().st_mtime, default=None)
-
-
-def checkpoint_path(model: str, source: RuntimeSource) -> Path:
-    """``--checkpoint``, else the run's best (or last) checkpoint, else the newest run's."""
-    if source.checkpoint is not None:
-        return source.checkpoint
-    run = source.run
-    if run is None:
-        run = find_latest_run(model)
-        if run is None:
-            raise ZooError(f"no trained {model} found: pass --run RUN_DIR or --checkpoint FILE, "
-                           f"or train one with `zoo train {model}`")
-        print(f"zoo: using the newest run, {run}", file=sys.stderr)
-    for name in ("best.safetensors", "last.safetensors"):
-        if (run / "checkpoints" / name).exists():
-            return run / "checkpoints" / name
-    raise ZooError(f"{run} holds no checkpoint (looked for checkpoints/best.safetensors and last.safetensors)")
-
-
 class TorchRunner:
-    """Graphs as eager PyTorch modules on one device, built from a checkpoint."""
+    """Graphs as eager PyTorch modules on one device, from a checkpoint loaded by :mod:`zoo_core.models`."""
 
     runtime = "torch"
 
-    def __init__(self, model: RegisteredModel, source: RuntimeSource) -> None:
-        import torch
-
-        from zoo_core.checkpoint import load_checkpoint, restore_networks
-        from zoo_core.engine import build_networks, build_recipe, select_device
+    def __init__(self, model: RegisteredModel, source: RuntimeSource, log: Callable[[str], None] | None = None,
+                 quiet: bool = False) -> None:
+        from zoo_core.models import load_model, log_to_stderr
 
         self.model = model
-        self.device = select_device(source.device)
-        path = checkpoint_path(model.name, source)
-        ckpt = load_checkpoint(path)
-        if ckpt.meta.get("model") != model.name:
-            raise ZooError(f"{path} is a checkpoint of {ckpt.meta.get('model')!r}, not {model.name!r}")
-        self.config = ckpt.config
-        self.recipe = build_recipe(model, self.config)
-        self.networks = build_networks(self.recipe, 0, torch.device("cpu"))
-        restore_networks(self.networks, ckpt)
-        for net in self.networks.values():
-            net.to(self.device).eval()
+        self.loaded = load_model(model, run=source.run, checkpoint=source.checkpoint, device=source.device,
+                                 log=None if quiet else (log or log_to_stderr))
+        self.device = self.loaded.device
+        self.config = self.loaded.config
+        self.recipe = self.loaded.recipe
+        self.networks = self.loaded.networks
+        self.checkpoint = self.loaded.checkpoint
         self.modules: dict[str, Any] = {}
-        self.checkpoint = path
-        self.description = f"torch on {self.device}, {path}"
+        self.description = f"torch on {self.device}, {self.checkpoint}"
 
     def module(self, graph: str) -> Any:
         if graph not in self.modules:
-            spec = self.model.spec
-            if graph not in {g.name for g in spec.graphs}:
-                raise ZooError(f"{spec.name} has no graph {graph!r}; graphs: {', '.join(g.name for g in spec.graphs)}")
-            self.modules[graph] = self.recipe.graph_module(graph, self.networks).eval()
+            self.modules[graph] = self.loaded.graph_module(graph)
         return self.modules[graph]
 
     def run(self, graph: str, *inputs: Any) -> tuple[Any, ...]:

@@ -55,7 +55,8 @@ def test_bad_code_files_are_one_line(zoo, tiny_run: Path, tmp_path: Path, array:
     np.save(codes, array, allow_pickle=True)
     result = zoo("generate", "ae_mnist", "decode", "--run", tiny_run, "--z", codes, "--out", tmp_path / "z.png")
     assert result.exit_code == 1
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"zoo: --z {codes}: ")
+    loaded, error = result.stderr.splitlines()  # which checkpoint loaded, then the one-line error
+    assert loaded.startswith("zoo: loaded ") and error.startswith(f"zoo: --z {codes}: ")
     assert message in result.stderr
     assert not (tmp_path / "z.png").exists()
 

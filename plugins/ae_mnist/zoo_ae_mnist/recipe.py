@@ -11,7 +11,7 @@ from zoo_ae_mnist.networks import IMAGE_SIZE, AutoencoderGraph, DecoderGraph, En
 from zoo_core.data.errors import DataError
 from zoo_core.data.imageset import ImageSet, to_float
 from zoo_core.errors import UsageError
-from zoo_core.recipe import Batches, DataSource, Recipe, StepContext, TrainingData
+from zoo_core.recipe import Batches, BestMetric, DataSource, Recipe, StepContext, TrainingData
 
 # The embedded digits are drawn with a fixed seed, so every run (whatever its --seed) shares one cached set.
 EMBEDDED_SEED = 0
@@ -22,6 +22,7 @@ class AutoencoderRecipe(Recipe):
     """Summed squared error, one Adam over both networks, images flattened to 784 in [0,1]."""
 
     grid_columns = SAMPLE_COLUMNS
+    best_checkpoint = BestMetric("loss", "min")  # held-out reconstruction error per image
 
     # -- networks --------------------------------------------------------------------
     def build_networks(self) -> dict[str, nn.Module]:

@@ -63,6 +63,7 @@ class CycleGANRecipe(Recipe):
     """G_AB: black → blond, G_BA: blond → black, D_A judges black-hair images, D_B blond-hair images."""
 
     grid_columns = 6
+    best_checkpoint = None  # a GAN's losses do not rank its weights: write and load last.safetensors only
 
     def __init__(self, spec: Any, config: Mapping[str, Any]) -> None:
         super().__init__(spec, config)

@@ -123,7 +123,8 @@ def test_bad_task_input_is_one_line(zoo: Zoo, tiny_run: Path, tmp_path: Path, ar
                                     message: str) -> None:
     code, output = generate(zoo, tiny_run, *args, "--out", tmp_path)
     assert code != 0
-    assert message in output and output.count("\n") == 1 and "Traceback" not in output
+    loaded, error = output.splitlines()  # which checkpoint loaded, then the one-line error
+    assert loaded.startswith("zoo: loaded ") and message in error and "Traceback" not in output
 
 
 def test_data_inputs_are_real_faces_and_their_encodings(vae_model: RegisteredModel, tiny_run: Path,

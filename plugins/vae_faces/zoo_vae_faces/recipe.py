@@ -12,7 +12,7 @@ from torch import nn
 
 from zoo_core.data.imageset import ImageSet, to_float
 from zoo_core.errors import UsageError
-from zoo_core.recipe import DataSource, Recipe, StepContext, TrainingData, linear_decay
+from zoo_core.recipe import BestMetric, DataSource, Recipe, StepContext, TrainingData, linear_decay
 from zoo_core.spec import ModelSpec
 from zoo_vae_faces.data import held_out, join, load_faces, split_faces
 from zoo_vae_faces.networks import (
@@ -47,6 +47,7 @@ class VaeFacesRecipe(Recipe):
     """Encoder and decoder trained together with one Adam on summed squared error + KL."""
 
     grid_columns = GRID_ITEMS
+    best_checkpoint = BestMetric("loss", "min")  # held-out reconstruction + KL per image
 
     def __init__(self, spec: ModelSpec, config: Mapping[str, Any]) -> None:
         super().__init__(spec, config)
