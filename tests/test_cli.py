@@ -227,3 +227,29 @@ def test_plugin_command_runs_from_the_cli(make_host) -> None:
     make_host((Commands(), "zoo-shout", "1"), commands=True)
     assert invoke("shout", "zoo").stdout == "ZOO\n"
     assert "shout" in invoke("--help").stdout
+
+
+def test_plugin_commands_are_found_without_anyone_adding_them(make_host) -> None:
+    """CliRunner(cli) and zoo_core.testing.invoke see the current host's commands, as `zoo` itself does."""
+    import click
+
+    from zoo_core.testing import invoke as zoo_invoke
+
+    class Commands:
+        @hookimpl
+        def zoo_register_commands(self, cli: click.Group) -> None:
+            @cli.command("whisper")
+            def whisper() -> None:
+                click.echo("psst")
+
+            @cli.command("list")
+            def shadow() -> None:
+                click.echo("a plugin cannot replace a core command")
+
+    host = make_host((Commands(), "zoo-whisper", "1"))
+    assert "whisper" not in cli.commands
+    assert zoo_invoke("whisper").stdout == "psst\n"
+    assert invoke("list", "--json").stdout.startswith("[")
+    assert "whisper" in invoke("--help").stdout
+    assert json.loads(invoke("plugins", "--json").stdout)[-1]["commands"] == ["list", "whisper"]
+    assert host.records["zoo-whisper"].commands == ["list", "whisper"]

@@ -29,7 +29,14 @@ MODEL = ModelName()
 
 
 class ZooGroup(click.Group):
-    """Turns every user-facing error into one line on stderr and its exit code."""
+    """Turns every user-facing error into one line on stderr and its exit code; finds plugin commands."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *get_host().commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        # the core's own commands first: a plugin cannot replace `train` or `list`
+        return super().get_command(ctx, cmd_name) or get_host().commands().get(cmd_name)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
@@ -189,7 +196,9 @@ def info_command(model: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def plugins_command(as_json: bool) -> None:
     """List plugin distributions, their hooks, what they registered and any load error."""
-    records = [r.as_json() for r in sorted(get_host().records.values(), key=lambda r: r.distribution)]
+    host = get_host()
+    host.commands()  # records which plugin registered which command
+    records = [r.as_json() for r in sorted(host.records.values(), key=lambda r: r.distribution)]
     if as_json:
         click.echo(json.dumps(records, indent=2))
         return
@@ -370,7 +379,6 @@ def data_download(dataset: str, directory: Path) -> None:
 
 
 def main() -> None:
-    get_host().add_commands(cli)
     cli(prog_name="zoo")
 
 

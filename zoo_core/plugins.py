@@ -100,6 +100,7 @@ class PluginHost:
         self.models: dict[str, RegisteredModel] = {}
         self.runtimes: dict[str, RegisteredRuntime] = {}
         self._owner: dict[int, PluginRecord] = {}
+        self._commands: dict[str, click.Command] | None = None
         self._warn = warn or (lambda line: print(line, file=sys.stderr))
         self._strict = os.environ.get("ZOO_STRICT_PLUGINS", "") not in ("", "0")
 
@@ -180,12 +181,25 @@ class PluginHost:
         self._call_each("zoo_register_runtimes", self._register_runtime)
 
     def add_commands(self, cli: click.Group) -> None:
+        """Call every ``zoo_register_commands`` hook on ``cli``, recording which plugin added which command."""
         def call(impl: pluggy.HookImpl, record: PluginRecord) -> None:
             before = set(cli.commands)
             impl.function(**_accepted({"cli": cli}, impl))
-            record.commands.extend(sorted(set(cli.commands) - before))
+            record.commands.extend(sorted(set(cli.commands) - before - set(record.commands)))
 
         self._each_impl("zoo_register_commands", call)
+
+    def commands(self) -> dict[str, click.Command]:
+        """The plugins' commands, collected once per host into a group of their own.
+
+        The CLI group asks for them when a name is not one of its own, so `zoo`, CliRunner(cli) and
+        ``zoo_core.testing.invoke`` all see the commands of whichever host is current.
+        """
+        if self._commands is None:
+            group = click.Group(GROUP)
+            self.add_commands(group)
+            self._commands = dict(group.commands)
+        return self._commands
 
     def _call_each(self, hook_name: str, accept: Callable[[Any, PluginRecord], None]) -> None:
         def call(impl: pluggy.HookImpl, record: PluginRecord) -> None:
