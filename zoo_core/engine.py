@@ -407,21 +407,10 @@ class Trainer:
                       scale=scale)
 
     def _plot_losses(self) -> None:
-        from zoo_core.plots import line_chart
+        from zoo_core.plots import plot_metrics
 
-        path = self.run_dir / "metrics.jsonl"
-        if not path.exists():
-            return
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        if not rows:
-            return
-        series: dict[str, list[float]] = {}
-        for row in rows:
-            for part in ("train", "val"):
-                if "loss" in row.get(part, {}):
-                    series.setdefault(f"{part} loss", []).append(row[part]["loss"])
-        line_chart(series, self.run_dir / "loss.png", title=f"{self.spec.name} ({self.config['preset']})",
-                   log_y=all(v > 0 for vals in series.values() for v in vals))
+        plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir / "loss.png",
+                     title=f"{self.spec.name} ({self.config['preset']})")
 
 
 def _rng_tensors(generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:

@@ -1,16 +1,21 @@
-"""A loss curve drawn with PIL, so the core needs no plotting library."""
+"""Loss curves drawn with PIL, so the core needs no plotting library."""
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from zoo_core.images import save_png
 
-COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75))
+# matplotlib's tab10: ten colours that stay apart, enough for a GAN's train and validation terms.
+COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207))
 
 
 def line_chart(series: Mapping[str, Sequence[float]], path: str | os.PathLike[str], title: str = "",
@@ -61,3 +66,34 @@ def line_chart(series: Mapping[str, Sequence[float]], path: str | os.PathLike[st
         draw.line([left + plot_w - 150, legend_y + 6, left + plot_w - 130, legend_y + 6], fill=colour, width=3)
         draw.text((left + plot_w - 124, legend_y), name, fill="black")
     save_png(np.asarray(image), path)
+
+
+def metric_series(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[float]]:
+    """Every metric a recipe logged, per epoch, from metrics.jsonl rows: ``train loss``, ``train d_loss``,
+    ``val loss`` ... in the order they first appear (a metric missing from an epoch is NaN there)."""
+    rows = list(rows)
+    names: list[str] = []
+    for row in rows:
+        for part in ("train", "val"):
+            names += [f"{part} {k}" for k in (row.get(part) or {}) if f"{part} {k}" not in names]
+    series: dict[str, list[float]] = {name: [] for name in names}
+    for row in rows:
+        for name in names:
+            part, _, key = name.partition(" ")
+            value = (row.get(part) or {}).get(key)
+            series[name].append(float(value) if isinstance(value, int | float) else float("nan"))
+    return series
+
+
+def plot_metrics(metrics_file: str | os.PathLike[str], path: str | os.PathLike[str], title: str = "") -> bool:
+    """Draw every metric of a run's metrics.jsonl into ``path`` (loss.png); False when there is nothing yet."""
+    source = Path(metrics_file)
+    if not source.exists():
+        return False
+    rows = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    series = metric_series(rows)
+    if not series:
+        return False
+    finite = [v for vals in series.values() for v in vals if np.isfinite(v)]
+    line_chart(series, path, title=title, log_y=bool(finite) and all(v > 0 for v in finite))
+    return True
