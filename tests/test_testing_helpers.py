@@ -74,7 +74,7 @@ def test_a_wrong_output_shape_is_named(tiny_package: Path) -> None:
 
 def test_a_heavy_entry_point_module_is_named(tiny_package: Path) -> None:
     assert_light_plugin_module("zoo_card_check.light")
-    with pytest.raises(AssertionError, match="zoo_card_check.plugin imports numpy"):
+    with pytest.raises(AssertionError, match=r"zoo_card_check\.plugin imports numpy"):
         assert_light_plugin_module("zoo_card_check.plugin")
-    with pytest.raises(AssertionError, match="imports zoo_card_check.recipe: refer to it by an import string"):
+    with pytest.raises(AssertionError, match=r"imports zoo_card_check\.recipe: refer to it by an import string"):
         assert_light_plugin_module("zoo_card_check.plugin", heavy=())

@@ -12,21 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from zoo_core.data.errors import DataError
 from zoo_core.data.imageset import ImageSet
 from zoo_core.data.mnist import find_idx
+from zoo_core.images import IMAGE_SUFFIXES, RESIZE_MODES, decode_image, is_image_file
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-MODES = ("resize", "center_crop")
+MODES = RESIZE_MODES
 CELEBA_ATTR_FILES = ("list_attr_celeba.txt", "list_attr_celeba.csv")
 
 
 # -- decoding ----------------------------------------------------------------------------------------------------
-def _is_image(path: Path) -> bool:
-    # Hidden files include macOS "._x.jpg" resource forks, which look like images but are not.
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+_is_image = is_image_file
 
 
 def _image_files(folder: Path, recursive: bool) -> list[Path]:
@@ -41,17 +38,8 @@ def _image_files(folder: Path, recursive: bool) -> list[Path]:
 
 
 def _decode(path: Path, size: int, mode: str) -> np.ndarray:
-    """One image as RGB uint8 [size, size, 3]; raises whatever PIL raises for a bad file."""
-    with Image.open(path) as image:
-        # JPEG can decode straight at 1/2, 1/4 or 1/8 scale: much faster for CelebA at small sizes.
-        image.draft("RGB", (size, size))
-        image = image.convert("RGB")
-        width, height = image.size
-        box = None
-        if mode == "center_crop":
-            side = min(width, height)
-            box = ((width - side) / 2, (height - side) / 2, (width + side) / 2, (height + side) / 2)
-        return np.asarray(image.resize((size, size), Image.Resampling.BICUBIC, box=box))
+    """One image as RGB uint8 [size, size, 3] through the decoder tasks use too; raises what PIL raises."""
+    return decode_image(path, size, mode)
 
 
 def _check_args(directory: Path, size: int, mode: str, limit: int | None) -> Path:
