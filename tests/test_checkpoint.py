@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from zoo_core import checkpoint as checkpoint_module
+from zoo_core import io as zio
 from zoo_core.checkpoint import load_checkpoint, restore_networks, restore_training_state, save_checkpoint
 from zoo_core.errors import ZooError
 
@@ -70,11 +71,10 @@ def test_a_failing_save_keeps_the_previous_checkpoint_and_leaves_no_temp_file(
     path = save_checkpoint(tmp_path / "last.safetensors", networks, {"model": "m", "step": 1}, optimizers)
     before = path.read_bytes()
 
-    def half_write(tensors: dict[str, torch.Tensor], filename: str, metadata: dict[str, str]) -> None:
-        Path(filename).write_bytes(b"partial")  # the temp file is half written when the disk fills up
+    def disk_full(fd: int) -> None:  # the temp file is written but cannot reach the disk
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(checkpoint_module, "save_file", half_write)
+    monkeypatch.setattr(zio.os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space left"):
         save_checkpoint(path, trained_pair(1)[0], {"model": "m", "step": 2}, optimizers)
     assert path.read_bytes() == before

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from zoo_core import io as zio
 from zoo_core.errors import ZooError
 
 FORMAT = "zoo-checkpoint/1"
+CHECKSUM_KEY = "tensors_sha256"  # in the zoo metadata; checkpoints written before it load unchecked
 
 
 @dataclass
@@ -95,9 +97,40 @@ def save_checkpoint(
         tensors[f"extra/{key}"] = value
     # safetensors refuses shared or non-contiguous storage; copies cost little next to the write
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    with zio.atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"zoo": json.dumps(record)})
+    record[CHECKSUM_KEY] = tensors_sha256(tensors)
+    # Serialised in memory and written by zio: safetensors' own save_file leaves a 0600 ".tmpXXXXXX" file
+    # behind when killed, where zio's temporaries follow the umask and are removed on --resume.
+    zio.write_bytes(path, save(tensors, metadata={"zoo": json.dumps(record)}))
     return Path(path)
+
+
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """One digest of every tensor's name, dtype, shape and bytes, in name order (stored in the metadata)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        tensor = tensors[key].detach().to("cpu").contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{list(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+# Temporaries a killed save leaves: zio's ".NAME.XXXXXXXX.tmp" and safetensors' own ".tmpXXXXXX" (older zoo).
+_STALE_TEMPORARY = re.compile(r"^(\..+\.[A-Za-z0-9_]{8}\.tmp|\.tmp[A-Za-z0-9]{6})$")
+
+
+def remove_stale_temporaries(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporaries killed saves left in a run directory (zoo's own names only); returns them."""
+    removed = []
+    for folder in (Path(run_dir), Path(run_dir) / "checkpoints", Path(run_dir) / "samples"):
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            if _STALE_TEMPORARY.match(entry.name) and entry.is_file() and not entry.is_symlink():
+                entry.unlink(missing_ok=True)
+                removed.append(entry)
+    return removed
 
 
 def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Checkpoint:
@@ -116,10 +149,17 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
                        "it may be truncated: use another checkpoint or retrain") from None
     try:
         meta = json.loads(metadata["zoo"])
-    except (KeyError, json.JSONDecodeError):
+    except (KeyError, ValueError, RecursionError):
         raise ZooError(f"{path} is a safetensors file but not a zoo checkpoint (no zoo metadata)") from None
+    if not isinstance(meta, dict):
+        raise ZooError(f"{path}: its zoo metadata must be a JSON object, found {type(meta).__name__}; "
+                       "the checkpoint was edited or is corrupt")
     if meta.get("format") != FORMAT:
-        raise ZooError(f"{path} has checkpoint format {meta.get('format')!r}; this zoo reads {FORMAT}")
+        raise ZooError(f"{path} has checkpoint format {str(meta.get('format'))[:40]!r}; this zoo reads {FORMAT}")
+    stored = meta.get(CHECKSUM_KEY)
+    if stored is not None and stored != tensors_sha256(tensors):
+        raise ZooError(f"{path}: tensor data does not match the checksum saved with it; the file is corrupt "
+                       "(a bad disk or copy), use another checkpoint or retrain")
     return Checkpoint(tensors=tensors, meta=meta, path=path)
 
 
@@ -132,10 +172,24 @@ def restore_networks(networks: dict[str, torch.nn.Module], ckpt: Checkpoint) -> 
                            f"(it holds {', '.join(ckpt.network_names()) or 'none'})")
         try:
             network.load_state_dict(state, strict=True)
-        except RuntimeError as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        except RuntimeError:
             raise ZooError(f"{ckpt.path}: weights of {name!r} do not fit the network built from its "
-                           f"config: {first}") from None
+                           f"config: {_mismatch(network, state)}") from None
+
+
+def _mismatch(network: torch.nn.Module, state: dict[str, torch.Tensor]) -> str:
+    """Which keys are missing, unexpected or of another shape, in one line (the first few of each)."""
+    expected = network.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k} {list(state[k].shape)} vs {list(v.shape)}" for k, v in expected.items()
+              if k in state and state[k].shape != v.shape]
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape of", shapes)):
+        if items:
+            more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
+            parts.append(f"{label} {', '.join(items[:3])}{more}")
+    return "; ".join(parts) or "tensor types differ"
 
 
 def restore_training_state(
@@ -145,11 +199,16 @@ def restore_training_state(
 ) -> None:
     if "optimizers" not in ckpt.meta:
         raise ZooError(f"{ckpt.path} holds weights only; resume needs a 'last' checkpoint with optimizer state")
-    for name, optimizer in optimizers.items():
-        optimizer.load_state_dict(_optimizer_state(name, ckpt))
-    for name, state in ckpt.meta.get("scalers", {}).items():
-        if name in scalers and scalers[name].is_enabled():
-            scalers[name].load_state_dict(state)
+    try:
+        for name, optimizer in optimizers.items():
+            optimizer.load_state_dict(_optimizer_state(name, ckpt))
+        for name, state in ckpt.meta.get("scalers", {}).items():
+            if name in scalers and scalers[name].is_enabled():
+                scalers[name].load_state_dict(state)
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ZooError(f"{ckpt.path}: optimizer state does not fit this run's optimizers ({reason[:120]}); "
+                       "the checkpoint was edited or is corrupt") from None
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -29,6 +29,7 @@ from zoo_core import io as zio
 from zoo_core.checkpoint import (
     Checkpoint,
     load_checkpoint,
+    remove_stale_temporaries,
     restore_networks,
     restore_training_state,
     save_checkpoint,
@@ -40,6 +41,7 @@ from zoo_core.models import LAST_CHECKPOINT as LAST
 from zoo_core.models import build_networks, build_recipe, select_device
 from zoo_core.plugins import RegisteredModel
 from zoo_core.recipe import Batches, DataSource, StepContext, TrainingData
+from zoo_core.validate import check_checkpoint_meta, read_metrics, read_run_record
 
 RESUMABLE_OVERRIDES = {"epochs"}
 
@@ -184,16 +186,16 @@ class Trainer:
         if (self.run_dir / "checkpoints" / LAST).exists():
             raise UsageError(f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir} "
                              "or choose another --out")
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise UsageError(f"--out {self.run_dir} is a file, not a directory; choose another --out")
+        if self.run_dir.is_dir() and any(self.run_dir.iterdir()):
+            # its config.json or metrics.jsonl may be another run's: never overwrite what this run did not write
+            raise UsageError(f"--out {self.run_dir} is not empty; choose a new or empty directory")
 
     def _init_resumed(self, options: TrainOptions) -> None:
         self.run_dir = Path(options.resume)
-        config_path = self.run_dir / "config.json"
-        if not config_path.is_file():
-            raise UsageError(f"--resume {self.run_dir}: no config.json there; is it a zoo run directory?")
-        record = json.loads(config_path.read_text())
-        if record.get("model") != self.spec.name:
-            raise UsageError(f"--resume {self.run_dir}: that run trained {record.get('model')!r}, "
-                             f"not {self.spec.name!r}")
+        record = read_run_record(self.spec, self.run_dir)  # every field checked before it sizes or seeds anything
+        remove_stale_temporaries(self.run_dir)  # what saves killed mid-write left behind
         refused = set(options.overrides) - RESUMABLE_OVERRIDES
         if refused or options.preset:
             names = ", ".join(sorted(refused | ({"preset"} if options.preset else set())))
@@ -210,6 +212,7 @@ class Trainer:
         data = record.get("data", {})
         self.source = DataSource(**{k: (Path(v) if k.startswith("data") and v else v) for k, v in data.items()})
         self.checkpoint = load_checkpoint(self.run_dir / "checkpoints" / LAST)
+        check_checkpoint_meta(self.spec, self.checkpoint.meta, self.run_dir / "checkpoints" / LAST, resumable=True)
 
     def _write_config(self, data_description: str) -> None:
         source = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.source).items()}
@@ -476,8 +479,8 @@ def _truncate_metrics(path: Path, epochs: int) -> None:
     """Drop metric lines written after the checkpoint a resume starts from."""
     if not path.exists():
         return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["epoch"] <= epochs]
-    zio.write_text(path, "".join(line + "\n" for line in keep))
+    keep = [row for row in read_metrics(path) if row["epoch"] <= epochs]
+    zio.write_text(path, "".join(json.dumps(row) + "\n" for row in keep))
 
 
 def train(model: RegisteredModel, options: TrainOptions) -> Path:

@@ -35,6 +35,7 @@ from zoo_core.errors import UsageError, ZooError
 from zoo_core.plugins import RegisteredModel
 from zoo_core.recipe import Recipe
 from zoo_core.spec import load_object
+from zoo_core.validate import check_checkpoint_meta
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.safetensors"
@@ -181,6 +182,7 @@ def read_checkpoint(model: RegisteredModel, path: Path) -> Checkpoint:
     ckpt = load_checkpoint(path)
     if ckpt.meta.get("model") != model.name:
         raise ZooError(f"{path} is a checkpoint of {ckpt.meta.get('model')!r}, not {model.name!r}")
+    check_checkpoint_meta(model.spec, ckpt.meta, Path(path))  # before its config sizes any network
     return ckpt
 
 

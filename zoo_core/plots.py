@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -90,8 +89,9 @@ def plot_metrics(metrics_file: str | os.PathLike[str], path: str | os.PathLike[s
     source = Path(metrics_file)
     if not source.exists():
         return False
-    rows = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
-    series = metric_series(rows)
+    from zoo_core.validate import read_metrics
+
+    series = metric_series(read_metrics(source))  # a torn last line (a crash mid-append) is skipped
     if not series:
         return False
     finite = [v for vals in series.values() for v in vals if np.isfinite(v)]

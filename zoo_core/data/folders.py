@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import difflib
 import os
+import stat
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,14 +28,35 @@ CELEBA_ATTR_FILES = ("list_attr_celeba.txt", "list_attr_celeba.csv")
 _is_image = is_image_file
 
 
-def _image_files(folder: Path, recursive: bool) -> list[Path]:
-    """Image files under ``folder`` sorted by path, skipping hidden files and folders."""
-    if not recursive:
-        return sorted(p for p in folder.iterdir() if p.is_file() and _is_image(p))
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found.extend(Path(root) / name for name in files if _is_image(Path(name)))
+def _is_regular(path: Path) -> bool:
+    """A regular file (after symlinks): a FIFO, socket or device named like an image would block or never end."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:  # a dangling link or a file removed meanwhile
+        return False
+
+
+def _report_irregular(count: int, where: Path) -> None:
+    if count:
+        print(f"zoo: skipped {count} entries in {where} that are not regular files (pipes, sockets, devices, "
+              "broken links)", file=sys.stderr)
+
+
+def _image_files(folder: Path, recursive: bool, quiet: bool = False) -> list[Path]:
+    """Regular image files under ``folder`` sorted by path, skipping hidden files and folders; others are counted."""
+    try:
+        if not recursive:
+            named = [p for p in folder.iterdir() if _is_image(p) and not p.is_dir()]
+        else:
+            named = []
+            for root, dirs, files in os.walk(folder):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                named.extend(Path(root) / name for name in files if _is_image(Path(name)))
+    except OSError as error:
+        raise DataError(f"{folder}: cannot list ({error.strerror or error}); check its permissions") from None
+    found = [p for p in named if _is_regular(p)]
+    if not quiet:
+        _report_irregular(len(named) - len(found), folder)
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
@@ -106,7 +129,7 @@ def _load(files: list[Path], labels: dict[str, list[int]], root: Path, where: Pa
 def _class_folders(directory: Path) -> list[Path]:
     """Sub-folders that hold at least one image somewhere below them (ImageFolder's classes)."""
     folders = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
-    return [f for f in folders if _image_files(f, recursive=True)]
+    return [f for f in folders if _image_files(f, recursive=True, quiet=True)]
 
 
 def load_image_folder(directory: Path, size: int, mode: str = "resize", strict: bool = False,
@@ -202,22 +225,28 @@ def load_glasses(directory: Path, size: int, strict: bool = False, limit: int | 
 
 
 def _read_glasses_csv(table: Path) -> list[tuple[int, int]]:
-    with open(table, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = [name.strip() for name in next(reader, [])]
-        if "id" not in header or "glasses" not in header:
-            raise DataError(f"{table}: needs columns id and glasses, found {', '.join(header[:6]) or 'no header'}; "
-                            "use the train.csv of the glasses data set")
-        id_col, label_col = header.index("id"), header.index("glasses")
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            try:
-                rows.append((int(float(row[id_col])), int(float(row[label_col]) > 0.5)))
-            except (ValueError, IndexError):
-                raise DataError(f"{table}:{line}: id or glasses is not a number ({row[:3]}...); fix or delete "
-                                "that row") from None
+    lines = _read_table_lines(table)
+    try:
+        return _parse_glasses_rows(table, csv.reader(lines))
+    except csv.Error as error:
+        raise DataError(f"{table}: not a valid CSV table ({error}); use the glasses data set's train.csv") from None
+
+
+def _parse_glasses_rows(table: Path, reader: Any) -> list[tuple[int, int]]:
+    header = [name.strip() for name in next(reader, [])]
+    if "id" not in header or "glasses" not in header:
+        raise DataError(f"{table}: needs columns id and glasses, found {', '.join(header[:6]) or 'no header'}; "
+                        "use the train.csv of the glasses data set")
+    id_col, label_col = header.index("id"), header.index("glasses")
+    rows = []
+    for line, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        try:
+            rows.append((int(float(row[id_col])), int(float(row[label_col]) > 0.5)))
+        except (ValueError, IndexError, OverflowError):
+            raise DataError(f"{table}:{line}: id or glasses is not a number ({row[:3]}...); fix or delete "
+                            "that row") from None
     return rows
 
 
@@ -238,11 +267,44 @@ def _celeba_table(directory: Path) -> Path | None:
     return None
 
 
+# The official table is 26 MB; a file far larger is not an attribute table and is refused before it is read.
+MAX_TABLE_BYTES = 256 << 20
+
+
+def _read_table_lines(table: Path) -> list[str]:
+    """The lines of a UTF-8 text table; binary junk or another encoding is one DataError naming the file."""
+    try:
+        if table.stat().st_size > MAX_TABLE_BYTES:
+            raise DataError(f"{table}: {table.stat().st_size} bytes, more than the {MAX_TABLE_BYTES} an attribute "
+                            "table can be; point --data at the right folder or download the file again")
+        text = table.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{table}: not UTF-8 text (byte {error.start}); the file is corrupt or binary, "
+                        "download it again") from None
+    except OSError as error:
+        raise DataError(f"{table}: cannot read ({error.strerror or error}); check its permissions") from None
+    if "\x00" in text:
+        raise DataError(f"{table}: holds NUL bytes, so it is binary, not a text table; download it again")
+    return text.splitlines()
+
+
+def _inside(root: Path, name: str, table: Path) -> Path:
+    """``root / name`` when ``name`` is a plain relative path that stays under ``root``; else a DataError."""
+    relative = Path(name)
+    if not name or relative.is_absolute() or ".." in relative.parts:
+        raise DataError(f"{table}: row names the image {name!r}, which leaves {root}; "
+                        "image names in the table must be plain file names, fix or delete that row")
+    return root / relative
+
+
 def read_celeba_attributes(table: Path) -> tuple[list[str], list[str], np.ndarray]:
     """(attribute names, file names, values as int8 0/1 [rows, attributes]) from the .txt or Kaggle .csv file."""
-    lines = table.read_text(encoding="utf-8-sig").splitlines()
+    lines = _read_table_lines(table)
     if table.suffix.lower() == ".csv":
-        header = next(csv.reader(lines[:1]), [])
+        try:
+            header = next(csv.reader(lines[:1]), [])
+        except csv.Error as error:
+            raise DataError(f"{table}: the header is not valid CSV ({error}); download the file again") from None
         if not header or header[0].strip() != "image_id":
             raise DataError(f"{table}: the header must start with image_id (Kaggle's list_attr_celeba.csv); "
                             "download the file again")
@@ -267,7 +329,7 @@ def read_celeba_attributes(table: Path) -> tuple[list[str], list[str], np.ndarra
     # numpy's C parser reads the 200k x 40 table about ten times faster than splitting it in Python.
     try:
         values = np.loadtxt([row[1] for row in rows], dtype=np.int8, delimiter=separator, ndmin=2)
-    except ValueError as error:
+    except (ValueError, OverflowError) as error:
         raise DataError(f"{table}: attribute values are not a clean -1/1 table ({str(error).splitlines()[0]}); "
                         "the file is corrupt, download it again") from None
     if rows and values.shape[1] != len(names):
@@ -300,8 +362,8 @@ def load_celeba(directory: Path, size: int, attributes: list[str],
         order = [i for i in order if select(dict(zip(names, values[i].tolist(), strict=True)))]
     paths, rows, missing = [], [], 0
     for i in order:
-        path = images_dir / files[i]
-        if path.is_file():
+        path = _inside(images_dir, files[i], table)
+        if _is_regular(path):
             paths.append(path)
             rows.append(i)
             if limit is not None and len(paths) >= limit:
@@ -335,7 +397,7 @@ def detect_layout(directory: Path) -> str:
         return "glasses-csv"
     if _celeba_images(directory) is not None and _celeba_table(directory) is not None:
         return "celeba"
-    if _image_files(directory, recursive=False) or _class_folders(directory):
+    if _image_files(directory, recursive=False, quiet=True) or _class_folders(directory):
         return "image-folder"
     raise DataError(f"cannot tell what data is in {directory}: looked for MNIST IDX files (train-images-idx3-ubyte"
                     "[.gz], also under MNIST/raw), G/ and NoG/ folders, faces-spring-2020/ with train.csv, "

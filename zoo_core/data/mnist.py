@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,21 +44,60 @@ def _looked_for(prefix: str) -> str:
     return ", ".join(f"{_STEMS[kind][0].format(prefix=prefix)}[.gz]" for kind in ("images", "labels"))
 
 
+# The largest IDX payload zoo reads: the full MNIST train images are 47 MB; this leaves room for bigger sets
+# while a hostile header or gzip bomb cannot make zoo allocate more.
+MAX_IDX_BYTES = 1 << 30
+
+
+def _check_dims(path: Path, dims: tuple[int, ...]) -> int:
+    """The payload size the header declares; refuses one that is absurd before anything is allocated."""
+    size = 1
+    for dim in dims:
+        size *= dim  # Python ints: no overflow, so a header cannot wrap around to a small size
+    if size > MAX_IDX_BYTES:
+        raise DataError(f"{path}: the IDX header declares dims {list(dims)} ({size} bytes), more than the "
+                        f"{MAX_IDX_BYTES} bytes zoo reads; the file is corrupt, download it again")
+    return size
+
+
 def _read_bytes(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if raw[:2] != b"\x1f\x8b":  # the gzip magic, so a misnamed file is still read correctly
-        return raw
+    """The IDX bytes of ``path``, inflating gzip no further than the size its header declares (+1 to see excess)."""
+    with open(path, "rb") as handle:
+        start = handle.read(2)
+        handle.seek(0)
+        if start != b"\x1f\x8b":  # the gzip magic, so a misnamed file is still read correctly
+            return _read_bounded(path, handle)
+        try:
+            with gzip.GzipFile(fileobj=handle) as inflated:
+                return _read_bounded(path, inflated)
+        except (EOFError, OSError, zlib.error) as error:
+            raise DataError(f"{path}: gzip data is truncated or corrupt ({error}); delete it and download it again "
+                            "(zoo data download mnist)") from None
+
+
+def _read_bounded(path: Path, handle: Any) -> bytes:
+    head = handle.read(4)
+    if len(head) < 4:
+        return head
+    ndim = head[3]
+    dims_bytes = handle.read(4 * ndim)
+    dims = tuple(int.from_bytes(dims_bytes[4 * i:4 * i + 4], "big") for i in range(len(dims_bytes) // 4))
+    if len(dims) < ndim:
+        return head + dims_bytes
     try:
-        return gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error) as error:
-        raise DataError(f"{path}: gzip data is truncated or corrupt ({error}); delete it and download it again "
-                        "(zoo data download mnist)") from None
+        size = _check_dims(path, dims)
+    except DataError:
+        return head + dims_bytes  # read_idx names the problem once it has checked the magic number
+    return head + dims_bytes + handle.read(size + 1)
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
     """An IDX file as a uint8 array shaped by its header; refuses a wrong magic number or length."""
     path = Path(path)
-    data = _read_bytes(path)
+    try:
+        data = _read_bytes(path)
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({error.strerror or error}); check its permissions") from None
     if len(data) < 8:
         raise DataError(f"{path}: only {len(data)} bytes, too short for an IDX header; the file is truncated, "
                         "download it again")
@@ -68,8 +108,11 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
                         "the file is not an MNIST IDX file of that kind, check its name or download it again")
     ndim = data[3]
     header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{path}: the IDX header declares {ndim} dims but the file ends inside the header; "
+                        "the file is truncated, download it again")
     dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(dims, dtype=np.int64))
+    expected = header + _check_dims(path, dims)
     if len(data) != expected:
         raise DataError(f"{path}: {len(data)} bytes but the header {list(dims)} needs {expected}; "
                         "the file is truncated or corrupt, download it again")
