@@ -16,7 +16,7 @@ from importlib.util import find_spec
 
 import pytest
 
-HEAVY = ("torch", "torchvision", "numpy", "onnx", "onnxruntime", "onnxscript")
+HEAVY = ("torch", "torchvision", "numpy", "onnx", "onnxruntime", "onnxscript", "fastapi", "starlette", "uvicorn")
 
 DRIVER = r"""
 import json, sys, traceback

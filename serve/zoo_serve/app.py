@@ -1,0 +1,277 @@
+"""The ASGI app: Open Inference Protocol (KServe v2) routes, task endpoints and the gallery page.
+
+FastAPI (on Starlette) because it writes the OpenAPI schema and serves ``/docs`` for free; the task
+routes are added per task at start-up with their multipart schema, so ``/docs`` lists every one.
+Every refusal is a 4xx with ``{"error": "..."}``; nothing a request sends becomes a file path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
+
+from zoo_core.cli import model_card
+from zoo_core.spec import TaskSpec
+from zoo_serve import __version__
+from zoo_serve.errors import BadRequest, NotFound
+from zoo_serve.models import SETTINGS_ENV, ServedGraph, ServedModel, ServeSettings, element_limit, load_models
+from zoo_serve.tasks import (
+    MAX_COUNT,
+    ModelData,
+    images_json,
+    main_image,
+    read_task_form,
+    run_task,
+    task_fields,
+    task_folder,
+)
+from zoo_serve.tensors import HEADER_LENGTH, decode_request, encode_response
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+MAX_UPLOAD_FILES = 16
+MAX_FORM_FIELDS = 64
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class BodyLimit:
+    """Reads each request body up to ``limit`` bytes before the app sees it; anything longer gets 413."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        too_large = error_response(413, f"the request body is larger than the {self.limit} bytes this server takes")
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await too_large(scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+class Server:
+    """The served models and what the routes share: settings, thread pools, per-model data caches."""
+
+    def __init__(self, settings: ServeSettings, models: dict[str, ServedModel]) -> None:
+        self.settings = settings
+        self.models = models
+        self.graphs: dict[str, ServedGraph] = {g.name: g for m in models.values() for g in m.graphs.values()}
+        self.tasks = ThreadPoolExecutor(max_workers=settings.task_threads, thread_name_prefix="zoo-serve-task")
+        self.data = {name: ModelData() for name in models}
+
+    def graph(self, name: str, version: str | None = None) -> ServedGraph:
+        if name not in self.graphs:
+            known = ", ".join(sorted(self.graphs)) or "none"
+            raise NotFound(f"unknown model {name!r}; this server serves {known} (v2 names are MODEL.GRAPH)")
+        if version not in (None, "", "1"):
+            raise NotFound(f"model {name!r} has no version {version!r}; its only version is 1")
+        return self.graphs[name]
+
+    def authorise(self, request: Request) -> None:
+        key = self.settings.api_key
+        if key is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
+            raise BadRequest("this route needs the API key: send 'Authorization: Bearer KEY'", status=401)
+
+    async def close(self) -> None:
+        for graph in self.graphs.values():
+            await graph.batcher.close()
+        self.tasks.shutdown(wait=False, cancel_futures=True)
+
+
+def _task_openapi(task: TaskSpec) -> dict[str, Any]:
+    fields = task_fields(task)
+    schema = {"type": "object", "properties": {f.name: f.schema() for f in fields},
+              "required": [f.name for f in fields if f.required]}
+    return {"requestBody": {"required": False, "content": {"multipart/form-data": {"schema": schema},
+                                                           "application/x-www-form-urlencoded": {"schema": schema}}},
+            "parameters": [{"name": "format", "in": "query", "required": False,
+                            "schema": {"type": "string", "enum": ["png", "json"], "default": "png"},
+                            "description": "png: the task's main image; json: every image it wrote, base64"}],
+            "responses": {"200": {"description": "the image(s)", "content": {"image/png": {}, "application/json": {}}},
+                          "400": {"description": "bad parameters: {\"error\": message}"}}}
+
+
+def _add_task_route(app: FastAPI, server: Server, model: ServedModel, task: TaskSpec) -> None:
+    async def endpoint(request: Request) -> Response:
+        server.authorise(request)
+        try:
+            form = await request.form(max_files=MAX_UPLOAD_FILES, max_fields=MAX_FORM_FIELDS)
+        except MultiPartException as error:
+            raise BadRequest(f"unreadable form: {error.message}") from None
+        loop = asyncio.get_running_loop()
+        with task_folder() as folder:
+            parsed = await read_task_form(task, form, Path(folder), server.settings.max_image_pixels)
+            await form.close()
+            images = await loop.run_in_executor(server.tasks, run_task, model, task, parsed, loop,
+                                                server.data[model.name])
+        if request.query_params.get("format") == "json":
+            return JSONResponse(images_json(images))
+        return Response(images[main_image(images)], media_type="image/png")
+
+    app.add_api_route(f"/tasks/{model.name}/{task.name}", endpoint, methods=["POST"], name=f"{model.name} {task.name}",
+                      summary=task.summary, tags=[f"tasks: {model.name}"], openapi_extra=_task_openapi(task))
+
+
+def model_entry(server: Server, model: ServedModel) -> dict[str, Any]:
+    """What the gallery shows of a model: its card, what serves it, its v2 graphs and its task forms."""
+    return {"card": model_card(model.registered), "source": model.source, "config": dict(model.config),
+            "graphs": [g.metadata() for g in model.graphs.values()],
+            "tasks": [{"name": t.name, "summary": t.summary, "path": f"/tasks/{model.name}/{t.name}",
+                       "fields": [f.as_json() for f in task_fields(t)]}
+                      for t in model.registered.spec.tasks if all(g in model.graphs for g in t.graphs)]}
+
+
+def create_app(settings: ServeSettings, models: dict[str, ServedModel] | None = None) -> FastAPI:
+    """The app for ``settings``; loads the models unless given (tests share one load)."""
+    server = Server(settings, models if models is not None else load_models(settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await server.close()
+
+    app = FastAPI(title="zoo serve", version=__version__, lifespan=lifespan,
+                  description="KServe v2 (Open Inference Protocol) on zoo's exported graphs, one v2 model per graph "
+                              "named MODEL.GRAPH, with dynamic batching; task endpoints returning PNG; a gallery at /.")
+    app.state.server = server
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(request: Request, error: BadRequest) -> JSONResponse:
+        return error_response(error.status, error.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return error_response(error.status_code, str(error.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        return error_response(400, "; ".join(str(e.get("msg", e)) for e in error.errors()))
+
+    @app.get("/v2", tags=["v2"], summary="server metadata")
+    async def server_metadata() -> dict[str, Any]:
+        return {"name": "zoo", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+    @app.get("/v2/health/live", tags=["v2"], summary="the server is up")
+    async def live() -> dict[str, bool]:
+        return {"live": True}
+
+    @app.get("/v2/health/ready", tags=["v2"], summary="every model is loaded")
+    async def ready() -> dict[str, bool]:
+        return {"ready": True}
+
+    @app.get("/v2/models/{model}", tags=["v2"], summary="inputs and outputs of a graph (MODEL.GRAPH)")
+    async def metadata(model: str) -> dict[str, Any]:
+        return server.graph(model).metadata()
+
+    @app.get("/v2/models/{model}/versions/{version}", tags=["v2"], summary="metadata of a version (1)")
+    async def metadata_version(model: str, version: str) -> dict[str, Any]:
+        return server.graph(model, version).metadata()
+
+    @app.get("/v2/models/{model}/ready", tags=["v2"], summary="the graph is loaded")
+    async def model_ready(model: str) -> dict[str, Any]:
+        return {"name": server.graph(model).name, "ready": True}
+
+    @app.get("/v2/models/{model}/versions/{version}/ready", tags=["v2"], summary="the graph version is loaded")
+    async def model_version_ready(model: str, version: str) -> dict[str, Any]:
+        return {"name": server.graph(model, version).name, "ready": True}
+
+    async def infer(request: Request, graph: ServedGraph) -> Response:
+        server.authorise(request)
+        encoding = request.headers.get("content-encoding", "identity").lower()
+        if encoding not in ("", "identity"):
+            raise BadRequest(f"Content-Encoding {encoding!r} is not supported; send the body uncompressed", status=415)
+        body = await request.body()
+        decoded = decode_request(body, request.headers.get(HEADER_LENGTH), graph.expected_inputs(),
+                                 element_limit(server.settings))
+        names = [t.name for t in graph.spec.outputs]
+        wanted = decoded.outputs if decoded.outputs is not None else names
+        unknown = [n for n in wanted if n not in names]
+        if unknown:
+            raise BadRequest(f"unknown output(s) {', '.join(unknown)}; {graph.name} gives {', '.join(names)}")
+        outputs = await graph.infer([decoded.inputs[t.name] for t in graph.spec.inputs])
+        by_name = dict(zip(names, outputs, strict=True))
+        content, headers = encode_response(graph.name, decoded, [(n, by_name[n]) for n in wanted])
+        return Response(content, headers=headers)
+
+    @app.post("/v2/models/{model}/infer", tags=["v2"], summary="run a graph on JSON (or binary) tensors")
+    async def infer_route(model: str, request: Request) -> Response:
+        return await infer(request, server.graph(model))
+
+    @app.post("/v2/models/{model}/versions/{version}/infer", tags=["v2"], summary="run a graph version")
+    async def infer_version_route(model: str, version: str, request: Request) -> Response:
+        return await infer(request, server.graph(model, version))
+
+    @app.get("/api/models", tags=["gallery"], summary="cards, graphs and task forms of the served models")
+    async def api_models() -> dict[str, Any]:
+        return {"models": [model_entry(server, m) for m in server.models.values()], "max_count": MAX_COUNT,
+                "api_key": server.settings.api_key is not None}
+
+    for served in server.models.values():
+        for task in served.registered.spec.tasks:
+            if all(g in served.graphs for g in task.graphs):
+                _add_task_route(app, server, served, task)
+
+    static = resources.files("zoo_serve") / "static"
+
+    @app.get("/", include_in_schema=False)
+    async def gallery() -> FileResponse:
+        return FileResponse(str(static / "index.html"), media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app a uvicorn worker process builds (``--workers N``): settings come in ``ZOO_SERVE_SETTINGS``."""
+    return create_app(ServeSettings.from_json(os.environ[SETTINGS_ENV]))

@@ -1,0 +1,211 @@
+"""What the server serves: each model's runner (any registered runtime) and one batcher per graph.
+
+Models load through the runtime registry, exactly as `zoo generate --runtime R` loads them, so a
+runtime another plugin registers serves too. Without names or ``--export`` directories the server
+serves every installed model that has an export under ``exports/MODEL`` (``--runtime torch``: a run
+under ``runs/MODEL``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from zoo_core.errors import UsageError, ZooError
+from zoo_core.plugins import RegisteredModel
+from zoo_core.registry import get_model, get_runtime, list_models
+from zoo_core.runtime import RuntimeSource, check_inputs
+from zoo_core.spec import BATCH, GraphSpec, TensorSpec, load_object
+from zoo_serve.batching import GraphBatcher
+from zoo_serve.errors import BadRequest
+from zoo_serve.tensors import v2_datatype
+
+SETTINGS_ENV = "ZOO_SERVE_SETTINGS"
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Everything `zoo serve` was told; JSON-able so that worker processes rebuild the same server."""
+
+    models: tuple[str, ...] = ()
+    exports: tuple[str, ...] = ()
+    runtime: str = "onnxruntime"
+    device: str = "cpu"
+    max_batch: int = 8
+    max_delay_ms: float = 2.0
+    max_request_bytes: int = 16 * 1024 * 1024
+    max_image_pixels: int = 4096 * 4096
+    api_key: str | None = None
+    task_threads: int = 2
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeSettings:
+        values = json.loads(text)
+        values["models"], values["exports"] = tuple(values["models"]), tuple(values["exports"])
+        return cls(**values)
+
+
+@dataclass
+class ServedGraph:
+    """One v2 model: graph ``graph`` of ``model``, named ``<model>.<graph>``."""
+
+    model: ServedModel
+    spec: GraphSpec
+    batcher: GraphBatcher
+
+    @property
+    def name(self) -> str:
+        return f"{self.model.name}.{self.spec.name}"
+
+    def tensor_shape(self, tensor: TensorSpec) -> list[int]:
+        """The v2 shape: -1 for the dynamic batch axis."""
+        return [-1 if d == BATCH else int(d) for d in tensor.resolve(self.model.config)]
+
+    def metadata(self) -> dict[str, Any]:
+        def entry(tensor: TensorSpec) -> dict[str, Any]:
+            return {"name": tensor.name, "datatype": v2_datatype(tensor.dtype), "shape": self.tensor_shape(tensor)}
+
+        return {"name": self.name, "versions": ["1"], "platform": self.model.platform,
+                "inputs": [entry(t) for t in self.spec.inputs], "outputs": [entry(t) for t in self.spec.outputs]}
+
+    def expected_inputs(self) -> dict[str, tuple[str, int]]:
+        return {t.name: (v2_datatype(t.dtype), len(t.shape)) for t in self.spec.inputs}
+
+    def check(self, inputs: Sequence[np.ndarray]) -> None:
+        """Refuse a request before it joins a batch, so one bad request never fails the others."""
+        try:
+            check_inputs(self.spec, self.model.config, tuple(inputs))
+        except ZooError as error:
+            raise BadRequest(str(error)) from None
+        if inputs[0].shape[0] == 0 or any(x.shape[0] != inputs[0].shape[0] for x in inputs):
+            raise BadRequest(f"{self.name}: every input needs the same batch size, at least 1")
+        for tensor, value in zip(self.spec.inputs, inputs, strict=True):
+            if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+                raise BadRequest(f"{self.name}: input {tensor.name} holds NaN or infinity")
+
+    def run_batch(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """The graph on one gathered batch (called on the batcher's thread)."""
+        outputs = self.model.runner.run(self.spec.name, *(torch.from_numpy(x) for x in inputs))
+        return [np.asarray(o.detach().cpu().numpy()) for o in outputs]
+
+    async def infer(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        self.check(inputs)
+        return await self.batcher.submit(inputs)
+
+
+@dataclass
+class ServedModel:
+    """A model, the runner its graphs run on, and where it was loaded from."""
+
+    registered: RegisteredModel
+    runner: Any
+    source: str
+    graphs: dict[str, ServedGraph] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.registered.name
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        return self.runner.config
+
+    @property
+    def platform(self) -> str:
+        return "onnxruntime_onnx" if self.runner.runtime == "onnxruntime" else f"zoo_{self.runner.runtime}"
+
+
+def _export_model_name(directory: Path) -> str:
+    """The model an export directory holds, from its checked manifest."""
+    from zoo_export.manifest import load_export
+
+    return load_export(directory, verify=False).model
+
+
+def resolve_sources(settings: ServeSettings) -> list[tuple[RegisteredModel, RuntimeSource]]:
+    """(model, source) pairs to serve: the ``--export`` directories, the named models, or every installed one."""
+    pairs: list[tuple[RegisteredModel, RuntimeSource]] = []
+    for text in settings.exports:
+        directory = Path(text)
+        source = RuntimeSource(export=directory, device=settings.device)
+        pairs.append((get_model(_export_model_name(directory)), source))
+    for name in settings.models:
+        pairs.append((get_model(name), RuntimeSource(device=settings.device)))
+    if not settings.exports and not settings.models:
+        for model in list_models():
+            has_export = (Path("exports") / model.name / "manifest.json").is_file()
+            has_run = (Path("runs") / model.name).is_dir()
+            if (has_run if settings.runtime == "torch" else has_export):
+                pairs.append((model, RuntimeSource(device=settings.device)))
+    names = [model.name for model, _ in pairs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"{', '.join(twice)} named more than once; serve one export per model")
+    if not pairs:
+        where = "runs/MODEL" if settings.runtime == "torch" else "exports/MODEL"
+        raise UsageError(f"nothing to serve: no installed model has {where}; name models, pass --export DIR, "
+                         "or run `zoo export MODEL` first")
+    return pairs
+
+
+def _served_graph_names(model: RegisteredModel, runner: Any) -> list[str]:
+    """Every graph of the spec that the runner has (an export made with --graphs holds fewer)."""
+    export = getattr(runner, "export", None)
+    held = set(export.graph_names) if export is not None and hasattr(export, "graph_names") else None
+    return [g.name for g in model.spec.graphs if held is None or g.name in held]
+
+
+def load_models(settings: ServeSettings) -> dict[str, ServedModel]:
+    """Load every model to serve (one line on stderr each); a bad export is one clear ZooError."""
+    runtime = get_runtime(settings.runtime)
+    loader = load_object(runtime.spec.loader)
+    served: dict[str, ServedModel] = {}
+    for model, source in resolve_sources(settings):
+        runner = loader(model, source)
+        entry = ServedModel(model, runner, getattr(runner, "description", settings.runtime))
+        for name in _served_graph_names(model, runner):
+            spec = model.spec.graph(name)
+            graph = ServedGraph(entry, spec, None)  # type: ignore[arg-type]
+            graph.batcher = GraphBatcher(graph.name, graph.run_batch, settings.max_batch,
+                                         settings.max_delay_ms / 1000)
+            entry.graphs[name] = graph
+        served[model.name] = entry
+        print(f"zoo serve: {model.name}: graphs {', '.join(entry.graphs)} ({entry.source})", file=sys.stderr)
+    return served
+
+
+class BatchedRunner:
+    """A GraphRunner for tasks, run on a worker thread, whose graph calls go through the batchers."""
+
+    def __init__(self, model: ServedModel, loop: asyncio.AbstractEventLoop) -> None:
+        self.model = model
+        self.loop = loop
+        self.runtime = model.runner.runtime
+        self.config = model.config
+        self.description = f"zoo serve, {model.source}"
+
+    def run(self, graph: str, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if graph not in self.model.graphs:
+            raise ZooError(f"{self.model.name}: graph {graph!r} is not served (the export lacks it)")
+        served = self.model.graphs[graph]
+        arrays = [x.detach().cpu().contiguous().numpy() for x in inputs]
+        check_inputs(served.spec, self.config, tuple(arrays))
+        future = asyncio.run_coroutine_threadsafe(served.batcher.submit(arrays), self.loop)
+        return tuple(torch.from_numpy(o) for o in future.result())
+
+
+def element_limit(settings: ServeSettings) -> int:
+    """The most values one request may carry: what its byte limit holds as float32."""
+    return max(1, math.floor(settings.max_request_bytes / 4))

@@ -1,0 +1,41 @@
+"""Tiny exports of the first-party models for zoo-serve's tests and benchmark scripts.
+
+Each model trains for a couple of steps on a few embedded images at a small size and is exported
+without validation (zoo-export's own tests validate): seconds on a CPU, yet every graph and task
+the server serves is real. The autoencoder's graph has its full size at any preset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from zoo_core.engine import TrainOptions, train
+from zoo_core.registry import get_model
+
+TINY: dict[str, dict[str, Any]] = {
+    "ae_mnist": {"embedded_items": 64, "epochs": 1, "batch_size": 16},
+    "vae_faces": {"image_size": 32, "portraits": 48, "batch_size": 8, "epochs": 1},
+    "cyclegan_hair": {"image_size": 32, "load_size": 32, "features": 4, "res_blocks": 1, "d_features": 4,
+                      "portraits": 24, "batch_size": 2, "epochs": 1, "val_fraction": 0.2},
+}
+STEPS = 2
+
+
+def tiny_export(model: str, root: Path, overrides: Mapping[str, Any] | None = None, steps: int = STEPS,
+                preset: str = "quick") -> Path:
+    """Train ``model`` for ``steps`` steps under ``root/runs`` and export it to ``root/exports/MODEL``."""
+    from zoo_export.pipeline import ExportOptions, export_model
+
+    registered = get_model(model)
+    values = dict(TINY.get(model, {})) if overrides is None else dict(overrides)
+    run = train(registered, TrainOptions(preset=preset, overrides=values, device="cpu", out=root / "runs" / model,
+                                         max_steps=steps, progress=False))
+    return export_model(registered, ExportOptions(run=run, out=root / "exports" / model, validate=False,
+                                                  log=lambda line: None))
+
+
+def tiny_exports(root: Path, models: tuple[str, ...] = tuple(TINY)) -> dict[str, Path]:
+    """Tiny exports of ``models`` (default: the three first-party ones) under ``root/exports``."""
+    return {model: tiny_export(model, root) for model in models}
