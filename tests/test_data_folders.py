@@ -1,4 +1,4 @@
-"""Image-file readers: plain folders, the glasses set in both layouts, CelebA with .txt or .csv, layout detection."""
+"""Image-file readers: plain folders, CelebA with .txt or .csv, building blocks for other layouts, layout detection."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ import torch
 from PIL import Image
 
 from zoo_core.data.errors import DataError
-from zoo_core.data.folders import detect_layout, load_celeba, load_glasses, load_image_folder
+from zoo_core.data.folders import (
+    detect_layout,
+    image_files,
+    load_celeba,
+    load_image_files,
+    load_image_folder,
+    read_text_table,
+)
 
 RED, GREEN, BLUE, GREY = (220, 20, 20), (20, 200, 40), (30, 40, 210), (128, 128, 128)
 
@@ -147,74 +154,6 @@ def test_limit_takes_the_first_after_sorting(tmp_path: Path) -> None:
         load_image_folder(tmp_path, size=4, limit=0)
 
 
-# -- glasses -----------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("nested", [False, True])
-def test_glasses_folders(tmp_path: Path, nested: bool) -> None:
-    base = tmp_path / "glasses" if nested else tmp_path
-    write_image(base / "G" / "face-1.png", RED)
-    write_image(base / "G" / "face-7.png", RED)
-    write_image(base / "NoG" / "face-2.png", GREEN)
-    data = load_glasses(tmp_path, size=8)
-    assert data.labels["glasses"].tolist() == [1, 1, 0]
-    assert data.names == ["G/face-1.png", "G/face-7.png", "NoG/face-2.png"]
-    assert mean_colour(data.images) == [list(RED), list(RED), list(GREEN)]
-    assert data.classes == {"glasses": ["NoG", "G"]}
-    assert detect_layout(tmp_path) == "glasses-folders"
-
-
-@pytest.mark.parametrize(("nested", "csv_in_faces_parent"), [(True, False), (False, False), (True, True)])
-def test_glasses_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str], nested: bool,
-                     csv_in_faces_parent: bool) -> None:
-    faces = tmp_path / "faces-spring-2020"
-    if nested:
-        faces = faces / "faces-spring-2020"
-    write_image(faces / "face-1.png", RED)
-    write_image(faces / "face-2.png", GREEN)
-    write_image(faces / "face-10.png", BLUE)
-    table = (faces.parent if csv_in_faces_parent else tmp_path) / "train.csv"
-    table.write_text("id,v1,v2,glasses\n10,0.1,0.2,1\n2,0.3,0.4,0\n1,0.5,0.6,1\n3,0.0,0.0,0\n")
-    data = load_glasses(tmp_path, size=8)
-    assert data.names == ["face-1.png", "face-2.png", "face-10.png"]  # by id, not by string
-    assert data.labels["glasses"].tolist() == [1, 0, 1]
-    assert mean_colour(data.images) == [list(RED), list(GREEN), list(BLUE)]
-    err = capsys.readouterr().err
-    assert "skipped 1 rows of train.csv whose image is missing" in err
-    assert detect_layout(tmp_path) == "glasses-csv"
-
-
-def test_glasses_csv_missing(tmp_path: Path) -> None:
-    write_image(tmp_path / "faces-spring-2020" / "face-1.png", RED)
-    with pytest.raises(DataError) as caught:
-        load_glasses(tmp_path, size=8)
-    assert_one_line_error(caught, "train.csv", str(tmp_path))
-
-
-def test_glasses_csv_without_glasses_column(tmp_path: Path) -> None:
-    write_image(tmp_path / "faces-spring-2020" / "face-1.png", RED)
-    (tmp_path / "train.csv").write_text("id,v1\n1,0.5\n")
-    with pytest.raises(DataError) as caught:
-        load_glasses(tmp_path, size=8)
-    assert_one_line_error(caught, str(tmp_path / "train.csv"), "glasses")
-
-
-def test_glasses_nothing_found(tmp_path: Path) -> None:
-    write_image(tmp_path / "G" / "x.png", RED)  # G without NoG is not the glasses layout
-    with pytest.raises(DataError) as caught:
-        load_glasses(tmp_path, size=8)
-    assert_one_line_error(caught, str(tmp_path), "NoG", "faces-spring-2020")
-
-
-def test_glasses_strict_and_skip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_image(tmp_path / "G" / "a.png", RED)
-    bad = write_truncated_png(tmp_path / "NoG" / "b.png")
-    data = load_glasses(tmp_path, size=8)
-    assert data.labels["glasses"].tolist() == [1]
-    assert "skipped 1 unreadable images" in capsys.readouterr().err
-    with pytest.raises(DataError) as caught:
-        load_glasses(tmp_path, size=8, strict=True)
-    assert_one_line_error(caught, str(bad))
-
-
 # -- CelebA ------------------------------------------------------------------------------------------------------
 ATTRS = ["5_o_Clock_Shadow", "Black_Hair", "Blond_Hair", "Eyeglasses", "Male"]
 ROWS = {  # file: values in ATTRS order, -1/1 as in CelebA
@@ -335,6 +274,26 @@ def test_detect_layout_unknown(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("nothing")
     with pytest.raises(DataError) as caught:
         detect_layout(tmp_path)
-    assert_one_line_error(caught, str(tmp_path), "train-images-idx3-ubyte", "NoG", "list_attr_celeba")
+    assert_one_line_error(caught, str(tmp_path), "train-images-idx3-ubyte", "list_attr_celeba")
     with pytest.raises(DataError, match="does not exist"):
         detect_layout(tmp_path / "absent")
+
+
+# -- building blocks ---------------------------------------------------------------------------------------------
+def test_a_plugin_layout_from_the_building_blocks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_image(tmp_path / "cats" / "b.png", RED)
+    write_image(tmp_path / "cats" / "a.png", GREEN)
+    write_image(tmp_path / "cats" / "._a.png", BLUE)  # macOS resource fork: hidden, never listed
+    bad = write_truncated_png(tmp_path / "cats" / "c.png")
+    files = image_files(tmp_path)
+    assert files == [tmp_path / "cats" / "a.png", tmp_path / "cats" / "b.png", bad]
+    data = load_image_files(files, 8, {"score": [5, 6, 7]}, classes={"score": ["low", "high"]})
+    assert data.names == ["a.png", "b.png"] and data.labels["score"].tolist() == [5, 6]
+    assert mean_colour(data.images) == [list(GREEN), list(RED)]
+    assert "skipped 1 unreadable images" in capsys.readouterr().err
+    with pytest.raises(DataError, match="label 'score' has 1 values for 3 files"):
+        load_image_files(files, 8, {"score": [1]})
+    (tmp_path / "labels.csv").write_text("\ufeffname,score\na.png,5\n")
+    assert read_text_table(tmp_path / "labels.csv") == ["name,score", "a.png,5"]
+    with pytest.raises(DataError, match="does not exist"):
+        image_files(tmp_path / "absent")

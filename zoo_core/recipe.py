@@ -78,6 +78,11 @@ class TrainingData:
     val: Any
     description: str = ""
 
+    def held_out(self) -> Any:
+        """The validation part, or the training part when nothing was held out: what sample grids, tasks and
+        export inputs show, so they show data the networks did not train on whenever there is some."""
+        return self.val if self.val is not None and len(self.val) else self.train
+
 
 class StepContext:
     """Handed to :meth:`Recipe.training_step`: device, randomness, AMP and the optimizer step."""
@@ -145,6 +150,12 @@ class Recipe:
     #: None (the default, and right for a GAN, whose losses do not rank weights): then the engine writes only
     #: ``last.safetensors`` and every command loads it.
     best_checkpoint: ClassVar[BestMetric | None] = None
+
+    #: How ``training_step``'s loss reduces a batch: ``"mean"`` (the default) or ``"sum"`` (e.g. a summed squared
+    #: error). Under DDP each process holds part of the global batch and the engine weighs its gradients by this, so
+    #: they add up to one process's gradients on the whole batch. The metrics ``training_step`` returns are taken
+    #: as means over the batch whatever this says.
+    loss_reduction: ClassVar[Literal["mean", "sum"]] = "mean"
 
     def __init__(self, spec: ModelSpec, config: Mapping[str, Any]) -> None:
         self.spec = spec

@@ -1,4 +1,4 @@
-"""Image files on disk (plain folders, the book's glasses set, CelebA) decoded once into an ImageSet."""
+"""Image files on disk (plain folders, CelebA, any layout a plugin lists) decoded once into an ImageSet."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import difflib
 import os
 import stat
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -161,93 +160,45 @@ def load_image_folder(directory: Path, size: int, mode: str = "resize", strict: 
     return _load(files, labels, directory, directory, size, mode, strict, class_names)
 
 
-# -- the book's glasses set --------------------------------------------------------------------------------------
-def _glasses_folders(directory: Path) -> Path | None:
-    for base in (directory, directory / "glasses"):
-        if (base / "G").is_dir() and (base / "NoG").is_dir():
-            return base
-    return None
-
-
-def _faces_folder(directory: Path) -> Path | None:
-    for base in (directory / "faces-spring-2020" / "faces-spring-2020", directory / "faces-spring-2020"):
-        if base.is_dir() and any(base.glob("face-*.png")):
-            return base
-    return None
-
-
 def _report_missing(count: int, what: str, where: Path) -> None:
     if count:
         print(f"zoo: skipped {count} rows of {what} whose image is missing in {where}", file=sys.stderr)
 
 
-def load_glasses(directory: Path, size: int, strict: bool = False, limit: int | None = None,
-                 mode: str = "center_crop") -> ImageSet:
-    """The glasses faces: G/ and NoG/ folders, or faces-spring-2020/ with train.csv; labels {"glasses": 1 for G}."""
-    directory = _check_args(directory, size, mode, limit)
-    classes = {"glasses": ["NoG", "G"]}
-    folders = _glasses_folders(directory)
-    if folders is not None:
-        files, glasses = [], []
-        # G before NoG: sorted by path, the order of the book's ImageFolder.
-        for label, name in ((1, "G"), (0, "NoG")):
-            found = _image_files(folders / name, recursive=True)
-            files += found
-            glasses += [label] * len(found)
-        if not files:
-            raise DataError(f"{folders}/G and {folders}/NoG hold no image files; put the face images in them")
-    else:
-        faces = _faces_folder(directory)
-        if faces is None:
-            raise DataError(f"no glasses data in {directory}: looked for G/ and NoG/ folders (also under glasses/) and "
-                            "for faces-spring-2020/face-N.png with train.csv; point --data at the folder holding them")
-        table = next((p for p in (directory / "train.csv", faces.parent / "train.csv", faces / "train.csv")
-                      if p.is_file()), None)
-        if table is None:
-            raise DataError(f"found {faces} but no train.csv in {directory} or next to it; the csv's id and glasses "
-                            "columns give the labels, copy it there")
-        rows = _read_glasses_csv(table)
-        files, glasses, missing = [], [], 0
-        for face_id, label in sorted(rows):
-            path = faces / f"face-{face_id}.png"
-            if path.is_file():
-                files.append(path)
-                glasses.append(label)
-            else:
-                missing += 1
-        _report_missing(missing, table.name, faces)
-        if not files:
-            raise DataError(f"none of the {len(rows)} images listed in {table} exist in {faces}; check the layout")
-        folders = faces
-    if limit is not None:
-        files, glasses = files[:limit], glasses[:limit]
-    return _load(files, {"glasses": glasses}, folders, folders, size, mode, strict, classes)
+# -- building blocks for a plugin's own layout ------------------------------------------------------------------
+def image_files(folder: Path, recursive: bool = True) -> list[Path]:
+    """The regular, non-hidden image files under ``folder`` sorted by path: the listing every reader here uses
+    (others, such as pipes or broken links, are counted on stderr)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder} does not exist or is not a directory; check the --data path")
+    return _image_files(folder, recursive)
 
 
-def _read_glasses_csv(table: Path) -> list[tuple[int, int]]:
-    lines = _read_table_lines(table)
-    try:
-        return _parse_glasses_rows(table, csv.reader(lines))
-    except csv.Error as error:
-        raise DataError(f"{table}: not a valid CSV table ({error}); use the glasses data set's train.csv") from None
+def load_image_files(files: Sequence[Path], size: int, labels: Mapping[str, Sequence[int]] | None = None,
+                     root: Path | None = None, mode: str = "resize", strict: bool = False,
+                     classes: Mapping[str, list[str]] | None = None) -> ImageSet:
+    """Decode ``files`` (e.g. listed by :func:`image_files` or a table) into an ImageSet: ``labels`` gives one value
+    per file under each name, ``names`` are relative to ``root`` (default: the files' common folder). Unreadable
+    files are skipped with one line on stderr, or refused with ``strict``; their labels go with them."""
+    files = [Path(f) for f in files]
+    if not files:
+        raise DataError("no image files to load; check the folder and the table that lists them")
+    if size < 1:
+        raise DataError(f"image size must be positive, got {size}")
+    if mode not in MODES:
+        raise DataError(f"unknown resize mode {mode!r}; use one of: {', '.join(MODES)}")
+    values = {name: list(v) for name, v in (labels or {}).items()}
+    for name, v in values.items():
+        if len(v) != len(files):
+            raise DataError(f"label {name!r} has {len(v)} values for {len(files)} files; give one per file")
+    base = Path(root) if root is not None else Path(os.path.commonpath([f.parent for f in files]))
+    return _load(files, values, base, base, size, mode, strict, {k: list(v) for k, v in (classes or {}).items()})
 
 
-def _parse_glasses_rows(table: Path, reader: Any) -> list[tuple[int, int]]:
-    header = [name.strip() for name in next(reader, [])]
-    if "id" not in header or "glasses" not in header:
-        raise DataError(f"{table}: needs columns id and glasses, found {', '.join(header[:6]) or 'no header'}; "
-                        "use the train.csv of the glasses data set")
-    id_col, label_col = header.index("id"), header.index("glasses")
-    rows = []
-    for line, row in enumerate(reader, start=2):
-        if not row:
-            continue
-        try:
-            rows.append((int(float(row[id_col])), int(float(row[label_col]) > 0.5)))
-        except (ValueError, IndexError, OverflowError):
-            raise DataError(f"{table}:{line}: id or glasses is not a number ({row[:3]}...); fix or delete "
-                            "that row") from None
-    return rows
+def read_text_table(table: Path) -> list[str]:
+    """The lines of a UTF-8 text table (a CSV of labels), size-bounded; binary junk is one DataError naming it."""
+    return _read_table_lines(Path(table))
 
 
 # -- CelebA ------------------------------------------------------------------------------------------------------
@@ -382,8 +333,8 @@ def load_celeba(directory: Path, size: int, attributes: list[str],
 
 # -- layout detection --------------------------------------------------------------------------------------------
 def detect_layout(directory: Path) -> str:
-    """The reader that fits ``directory``: mnist-idx, mnist-torchvision, glasses-folders, glasses-csv, celeba or
-    image-folder."""
+    """The reader that fits ``directory``: mnist-idx, mnist-torchvision, celeba or image-folder (a plugin checks its
+    own layouts first)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f"data directory {directory} does not exist or is not a directory; check the --data path")
@@ -391,14 +342,10 @@ def detect_layout(directory: Path) -> str:
         found = find_idx(directory, prefix, "images")
         if found is not None:
             return "mnist-idx" if found.parent == directory else "mnist-torchvision"
-    if _glasses_folders(directory) is not None:
-        return "glasses-folders"
-    if _faces_folder(directory) is not None:
-        return "glasses-csv"
     if _celeba_images(directory) is not None and _celeba_table(directory) is not None:
         return "celeba"
     if _image_files(directory, recursive=False, quiet=True) or _class_folders(directory):
         return "image-folder"
     raise DataError(f"cannot tell what data is in {directory}: looked for MNIST IDX files (train-images-idx3-ubyte"
-                    "[.gz], also under MNIST/raw), G/ and NoG/ folders, faces-spring-2020/ with train.csv, "
-                    "img_align_celeba/ with list_attr_celeba.txt|csv, and image files; point --data at one of those")
+                    "[.gz], also under MNIST/raw), img_align_celeba/ with list_attr_celeba.txt|csv, and image files; "
+                    "point --data at one of those")

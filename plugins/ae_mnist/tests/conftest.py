@@ -9,9 +9,7 @@ import pytest
 from click.testing import Result
 from zoo_ae_mnist import plugin as ae_plugin
 
-from zoo_core.engine import TrainOptions, train
-from zoo_core.plugins import RegisteredModel
-from zoo_core.testing import invoke, isolated_host, private_cache, torch_threads
+from zoo_core.api import RegisteredModel, TrainOptions, invoke, isolated_host, private_cache, torch_threads, train
 
 MNIST_DIR = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "mnist-t10k"
 # Small enough for seconds on two busy cores: 120 digits, 12 held out, 7 steps of 16 per epoch.

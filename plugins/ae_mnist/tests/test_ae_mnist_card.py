@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 from zoo_ae_mnist.plugin import SPEC
 from zoo_ae_mnist.recipe import AutoencoderRecipe
+
+from zoo_core.api import assert_card_matches, assert_light_plugin_module
 
 BATCH = 3
 
@@ -25,25 +23,22 @@ def networks(recipe: AutoencoderRecipe) -> dict[str, torch.nn.Module]:
     return recipe.build_networks()
 
 
-def test_networks_match_the_spec(networks: dict[str, torch.nn.Module]) -> None:
-    assert set(networks) == {n.name for n in SPEC.networks}
-    for network in SPEC.networks:
-        assert sum(p.numel() for p in networks[network.name].parameters()) == network.params, network.name
+def test_card_figures_match_the_networks() -> None:
+    assert_card_matches(SPEC, rel=1e-12)
     assert SPEC.total_params == 322_804  # the book's "about 323 k"
 
 
 @pytest.mark.parametrize("graph", [g.name for g in SPEC.graphs])
-def test_graph_flops_output_shapes_and_ranges(graph: str, recipe: AutoencoderRecipe,
+def test_graph_outputs_are_float_and_in_range(graph: str, recipe: AutoencoderRecipe,
                                               networks: dict[str, torch.nn.Module]) -> None:
     spec = SPEC.graph(graph)
     module = recipe.graph_module(graph, networks).eval()
     inputs = recipe.example_inputs(graph, BATCH, torch.Generator().manual_seed(1))
     for tensor, value in zip(spec.inputs, inputs, strict=True):
         assert tuple(value.shape) == tensor.resolve(recipe.config, BATCH)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
+    with torch.no_grad():
         outputs = module(*inputs)
     outputs = (outputs,) if isinstance(outputs, torch.Tensor) else tuple(outputs)
-    assert counter.get_total_flops() / BATCH / 1e9 == pytest.approx(spec.gflops_per_item, rel=1e-12)
     assert len(outputs) == len(spec.outputs)
     for tensor, value in zip(spec.outputs, outputs, strict=True):
         assert tuple(value.shape) == tensor.resolve(recipe.config, BATCH), tensor.name
@@ -67,8 +62,5 @@ def test_book_preset_is_the_seed_recipe() -> None:
     assert layers == ["Linear", "ReLU", "Linear", "Sigmoid"]
 
 
-def test_plugin_module_imports_no_torch_or_numpy() -> None:
-    code = ("import sys, zoo_ae_mnist.plugin; "
-            "print(sorted({'torch', 'numpy', 'torchvision', 'zoo_ae_mnist.networks'} & set(sys.modules)))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert done.stdout.strip() == "[]"
+def test_plugin_module_imports_nothing_heavy() -> None:
+    assert_light_plugin_module("zoo_ae_mnist.plugin")

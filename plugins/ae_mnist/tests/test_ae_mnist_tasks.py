@@ -10,12 +10,15 @@ import torch
 from PIL import Image
 from zoo_ae_mnist import tasks
 
-from zoo_core.engine import build_recipe
-from zoo_core.plugins import RegisteredModel
-from zoo_core.recipe import DataSource
-from zoo_core.runtime import RuntimeSource, TorchRunner
-from zoo_core.tasks import TaskContext
-from zoo_core.testing import RecordingRunner
+from zoo_core.api import (
+    DataSource,
+    RecordingRunner,
+    RegisteredModel,
+    RuntimeSource,
+    TaskContext,
+    TorchRunner,
+    build_recipe,
+)
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -11,11 +11,7 @@ import torch
 from PIL import Image
 from zoo_ae_mnist.recipe import AutoencoderRecipe
 
-from zoo_core.checkpoint import load_checkpoint
-from zoo_core.data.imageset import to_uint8
-from zoo_core.engine import TrainOptions, train
-from zoo_core.plugins import RegisteredModel
-from zoo_core.recipe import DataSource
+from zoo_core.api import DataSource, RegisteredModel, TrainOptions, load_checkpoint, to_uint8, train
 
 
 def metrics(run_dir: Path) -> list[dict]:

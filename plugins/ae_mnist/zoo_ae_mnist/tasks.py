@@ -7,10 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo_core.data.imageset import to_float
-from zoo_core.errors import ZooError
-from zoo_core.images import save_png, stack_rows, upscale
-from zoo_core.tasks import TaskContext
+from zoo_core.api import TaskContext, ZooError, save_png, stack_rows, to_float, upscale
 
 COLUMNS = 16
 SCALE = 3

@@ -10,9 +10,7 @@ import pytest
 from click.testing import Result
 from zoo_cyclegan_hair import plugin as cyclegan_plugin
 
-from zoo_core.engine import TrainOptions, train
-from zoo_core.plugins import RegisteredModel
-from zoo_core.testing import invoke, isolated_host, private_cache, torch_threads
+from zoo_core.api import RegisteredModel, TrainOptions, invoke, isolated_host, private_cache, torch_threads, train
 
 SIZE = 32
 # The smallest networks that still have every layer: seconds per epoch on two busy cores.

@@ -10,10 +10,7 @@ import torch
 from PIL import Image
 from zoo_cyclegan_hair.data import DomainPair, load_domains, pair_batches
 
-from zoo_core.data.errors import DataError
-from zoo_core.data.imageset import ImageSet
-from zoo_core.errors import UsageError
-from zoo_core.recipe import DataSource
+from zoo_core.api import DataError, DataSource, ImageSet, UsageError
 
 CONFIG = {"load_size": 16, "portraits": 40, "val_fraction": 0.0}
 ATTRIBUTES = ["Bald", "Black_Hair", "Blond_Hair", "Male"]

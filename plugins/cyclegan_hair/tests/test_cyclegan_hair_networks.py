@@ -7,9 +7,7 @@ import torch
 from zoo_cyclegan_hair.networks import Discriminator, Generator, ImagePool, init_normal, size_problem
 from zoo_cyclegan_hair.recipe import CycleGANRecipe
 
-from zoo_core.config import resolve_config
-from zoo_core.errors import UsageError, ZooError
-from zoo_core.plugins import RegisteredModel
+from zoo_core.api import RegisteredModel, UsageError, ZooError, resolve_config
 
 
 def test_generator_has_the_books_parameter_count_at_256() -> None:

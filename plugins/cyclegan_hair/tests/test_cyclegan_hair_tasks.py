@@ -11,13 +11,16 @@ from PIL import Image
 from zoo_cyclegan_hair import tasks
 from zoo_cyclegan_hair.haircolour import BLOND_LUMA_THRESHOLD, hair_luma, is_blond
 
-from zoo_core.data.procedural import make_portraits
-from zoo_core.engine import build_recipe
-from zoo_core.plugins import RegisteredModel
-from zoo_core.recipe import DataSource
-from zoo_core.runtime import RuntimeSource, TorchRunner
-from zoo_core.tasks import TaskContext
-from zoo_core.testing import RecordingRunner
+from zoo_core.api import (
+    DataSource,
+    RecordingRunner,
+    RegisteredModel,
+    RuntimeSource,
+    TaskContext,
+    TorchRunner,
+    build_recipe,
+    make_portraits,
+)
 
 CELL = 32 + 2  # image plus grid padding
 SCALE = 4      # 32-pixel images are enlarged to 128 in grids

@@ -9,10 +9,7 @@ import pytest
 import torch
 from zoo_cyclegan_hair.recipe import CycleGANRecipe
 
-from zoo_core.checkpoint import load_checkpoint
-from zoo_core.engine import TrainOptions, train
-from zoo_core.plugins import RegisteredModel
-from zoo_core.recipe import StepContext
+from zoo_core.api import RegisteredModel, StepContext, TrainOptions, load_checkpoint, train
 
 # The reference recipe shrunk: load 36 and crop 32, pool of 3, identity loss, G before D, linear decay.
 REFERENCE_TINY = {"image_size": 32, "load_size": 36, "features": 4, "res_blocks": 1, "d_features": 4,

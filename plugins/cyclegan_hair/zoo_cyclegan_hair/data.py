@@ -14,12 +14,18 @@ from typing import Any
 
 import torch
 
-from zoo_core.data.errors import DataError
-from zoo_core.data.folders import detect_layout, load_celeba, load_image_folder
-from zoo_core.data.imageset import ImageSet
-from zoo_core.data.procedural import cached
-from zoo_core.errors import UsageError
-from zoo_core.recipe import Batches, DataSource, TrainingData
+from zoo_core.api import (
+    Batches,
+    DataError,
+    DataSource,
+    ImageSet,
+    TrainingData,
+    UsageError,
+    cached,
+    detect_layout,
+    load_celeba,
+    load_image_folder,
+)
 
 CELEBA_A = "Black_Hair"
 CELEBA_B = "Blond_Hair"

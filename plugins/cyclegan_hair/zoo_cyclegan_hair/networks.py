@@ -11,7 +11,7 @@ import itertools
 import torch
 from torch import nn
 
-from zoo_core.errors import ZooError
+from zoo_core.api import ZooError
 
 SIZE_MULTIPLE = 4      # two stride-2 convolutions down and two transposed ones up
 MIN_GENERATOR_SIZE = 8  # the 1/4-scale bottleneck must be at least 2 pixels for reflect padding

@@ -15,9 +15,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo_core.data.imageset import to_float
-from zoo_core.errors import UsageError, ZooError
-from zoo_core.recipe import Batches, DataSource, Recipe, StepContext, TrainingData, linear_decay
+from zoo_core.api import (
+    Batches,
+    DataSource,
+    Recipe,
+    StepContext,
+    TrainingData,
+    UsageError,
+    ZooError,
+    linear_decay,
+    to_float,
+)
 from zoo_cyclegan_hair.data import DomainPair, load_domains, pair_batches
 from zoo_cyclegan_hair.networks import (
     MIN_DISCRIMINATOR_SIZE,

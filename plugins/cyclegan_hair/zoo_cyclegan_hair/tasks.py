@@ -8,10 +8,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo_core.data.imageset import to_uint8
-from zoo_core.errors import UsageError
-from zoo_core.images import expand_image_paths, load_images, make_grid, save_png, upscale
-from zoo_core.tasks import TaskContext
+from zoo_core.api import (
+    TaskContext,
+    UsageError,
+    expand_image_paths,
+    load_images,
+    make_grid,
+    save_png,
+    to_uint8,
+    upscale,
+)
 from zoo_cyclegan_hair.recipe import VALUE_RANGE, roundtrip_rows
 
 DIRECTIONS = {"black2blond": ("black_to_blond", "blond"), "blond2black": ("blond_to_black", "black")}

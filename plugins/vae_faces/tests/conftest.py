@@ -11,9 +11,7 @@ import torch
 from click.testing import Result
 from zoo_vae_faces import plugin as vae_plugin
 
-from zoo_core.engine import TrainOptions, train
-from zoo_core.plugins import RegisteredModel
-from zoo_core.testing import invoke, isolated_host, private_cache
+from zoo_core.api import RegisteredModel, TrainOptions, invoke, isolated_host, private_cache, train
 
 SIZE = 32
 TINY = {"image_size": SIZE, "portraits": 48, "batch_size": 8, "epochs": 1}

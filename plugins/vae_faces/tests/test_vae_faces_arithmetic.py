@@ -7,7 +7,7 @@ import torch
 from zoo_vae_faces.arithmetic import arithmetic_images, combine, gather_terms, group_mask
 from zoo_vae_faces.expression import ExpressionError, parse_expression
 
-from zoo_core.data.imageset import ImageSet
+from zoo_core.api import ImageSet
 
 
 def labelled_faces() -> ImageSet:

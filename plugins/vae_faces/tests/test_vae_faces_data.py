@@ -11,9 +11,7 @@ from PIL import Image
 from zoo_vae_faces.arithmetic import attribute_atoms
 from zoo_vae_faces.data import held_out, join, load_faces, split_faces
 
-from zoo_core.data.errors import DataError
-from zoo_core.data.imageset import ImageSet
-from zoo_core.recipe import DataSource
+from zoo_core.api import DataError, DataSource, ImageSet
 
 SIZE = 16
 CONFIG = {"image_size": SIZE, "portraits": 24, "data_seed": 3, "val_split": 0.25}

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 from zoo_vae_faces.networks import (
     Decoder,
     Encoder,
@@ -21,8 +17,7 @@ from zoo_vae_faces.networks import (
 from zoo_vae_faces.plugin import spec
 from zoo_vae_faces.recipe import VaeFacesRecipe
 
-from zoo_core.config import resolve_config
-from zoo_core.errors import UsageError
+from zoo_core.api import UsageError, assert_card_matches, assert_light_plugin_module, resolve_config
 
 RANDOM_OPS = ("rand", "normal", "bernoulli", "dropout", "uniform", "multinomial", "poisson", "exponential",
               "cauchy", "geometric", "log_normal")
@@ -117,26 +112,13 @@ def test_kl_and_sampling_follow_the_book() -> None:
 def test_card_figures_match_the_book_networks() -> None:
     """Params per network, GFLOPs per item per graph (2 per MAC) and output shapes at the card preset."""
     model = spec()
-    vae = VaeFacesRecipe(model, resolve_config(model, model.card_preset, {}))
-    networks = vae.build_networks()
-    for network in model.networks:
-        assert sum(p.numel() for p in networks[network.name].parameters()) == network.params
+    assert_card_matches(model, rel=1e-3)  # the card states GFLOPs to four figures
     assert model.total_params == pytest.approx(63.3e6, rel=1e-3)
-    for graph in model.graphs:
-        module = vae.graph_module(graph.name, networks).eval()
-        (inputs,) = vae.example_inputs(graph.name, 1, torch.Generator().manual_seed(0))
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            outputs = module(inputs)
-        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-        assert counter.get_total_flops() / 1e9 == pytest.approx(graph.gflops_per_item, rel=1e-3)
-        assert [tuple(o.shape) for o in outputs] == [t.resolve(vae.config, 1) for t in graph.outputs]
-    assert vae.graph_spec("decoder").outputs[0].resolve(vae.config) == ("N", 3, 256, 256)
+    assert model.graph("decoder").outputs[0].resolve(model.preset(model.card_preset).values) == ("N", 3, 256, 256)
 
 
-def test_the_plugin_module_imports_no_torch() -> None:
-    code = "import sys, zoo_vae_faces.plugin as p; p.spec(); print(sorted({'torch', 'numpy'} & set(sys.modules)))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+def test_the_plugin_module_imports_nothing_heavy() -> None:
+    assert_light_plugin_module("zoo_vae_faces.plugin")
 
 
 @pytest.mark.parametrize("size", [64, 256])

@@ -13,11 +13,7 @@ from PIL import Image
 from zoo_vae_faces.networks import kl_per_item, reparameterise
 from zoo_vae_faces.recipe import VaeFacesRecipe
 
-from zoo_core.config import resolve_config
-from zoo_core.data.imageset import to_float
-from zoo_core.errors import UsageError
-from zoo_core.plugins import RegisteredModel
-from zoo_core.recipe import DataSource, StepContext
+from zoo_core.api import DataSource, RegisteredModel, StepContext, UsageError, resolve_config, to_float
 
 Zoo = Callable[..., Result]
 
@@ -129,7 +125,7 @@ def test_bad_task_input_is_one_line(zoo: Zoo, tiny_run: Path, tmp_path: Path, ar
 
 def test_data_inputs_are_real_faces_and_their_encodings(vae_model: RegisteredModel, tiny_run: Path,
                                                        size: int) -> None:
-    from zoo_core.runtime import RuntimeSource, TorchRunner
+    from zoo_core.api import RuntimeSource, TorchRunner
 
     runner = TorchRunner(vae_model, RuntimeSource(run=tiny_run, device="cpu"))
     data = runner.recipe.load_data(DataSource())

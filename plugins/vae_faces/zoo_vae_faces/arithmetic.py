@@ -14,8 +14,7 @@ from pathlib import Path
 
 import torch
 
-from zoo_core.data.imageset import ImageSet, to_float
-from zoo_core.images import expand_image_paths, load_images
+from zoo_core.api import ImageSet, expand_image_paths, load_images, to_float
 from zoo_vae_faces.expression import AttributeGroup, Expression, ExpressionError, Literal, PathList, Term
 
 GENERIC_LABELS = ("class",)  # image-folder labels: their class names are the attributes, not the label itself

@@ -8,9 +8,7 @@ from typing import Any
 
 import torch
 
-from zoo_core.data.errors import DataError
-from zoo_core.data.imageset import ImageSet
-from zoo_core.recipe import DataSource, TrainingData
+from zoo_core.api import DataError, DataSource, ImageSet, TrainingData
 
 # CelebA's attribute columns and the label names the tasks use for them (the book's glasses and men/women split).
 CELEBA_LABELS = {"Eyeglasses": "glasses", "Male": "male"}
@@ -23,24 +21,23 @@ def load_faces(source: DataSource, config: Mapping[str, Any]) -> ImageSet:
         raise DataError("vae_faces reads one data set: pass it with --data, not --data-a/--data-b")
     if source.data is None:
         return _embedded(config, source.limit)
-    from zoo_core.data import folders
+    from zoo_core.api import detect_layout, load_celeba, load_image_folder
+    from zoo_vae_faces.glasses import glasses_layout, load_glasses
 
-    layout = folders.detect_layout(source.data)
+    layout = glasses_layout(source.data) or detect_layout(source.data)
     if layout in ("glasses-folders", "glasses-csv"):
-        return folders.load_glasses(source.data, size, strict=source.strict, limit=source.limit)
+        return load_glasses(source.data, size, strict=source.strict, limit=source.limit)
     if layout == "celeba":
-        faces = folders.load_celeba(source.data, size, list(CELEBA_LABELS), strict=source.strict,
-                                    limit=source.limit)
+        faces = load_celeba(source.data, size, list(CELEBA_LABELS), strict=source.strict, limit=source.limit)
         return _rename_labels(faces, CELEBA_LABELS)
     if layout == "image-folder":
-        return folders.load_image_folder(source.data, size, mode="center_crop", strict=source.strict,
-                                         limit=source.limit)
+        return load_image_folder(source.data, size, mode="center_crop", strict=source.strict, limit=source.limit)
     raise DataError(f"{source.data} holds {layout} data (digits), not faces; point --data at the glasses set, "
                     "CelebA or a folder of face images")
 
 
 def _embedded(config: Mapping[str, Any], limit: int | None) -> ImageSet:
-    from zoo_core.data.procedural import cached
+    from zoo_core.api import cached
 
     count = int(config["portraits"])
     if count < 1:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zoo_core.errors import UsageError
+from zoo_core.api import UsageError
 
 NAME_PUNCTUATION = "_."
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zoo_core.errors import UsageError
+from zoo_core.api import UsageError
 
 CHANNELS = (8, 16, 32)
 HIDDEN = 1024

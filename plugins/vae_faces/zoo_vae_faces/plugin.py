@@ -6,8 +6,7 @@ from collections.abc import Callable
 
 import click
 
-from zoo_core import hookimpl
-from zoo_core.spec import DataLayout, GraphSpec, ModelSpec, NetworkSpec, Preset, TaskSpec, TensorSpec
+from zoo_core.api import DataLayout, GraphSpec, ModelSpec, NetworkSpec, Preset, TaskSpec, TensorSpec, hookimpl
 
 IMAGE = TensorSpec("image", ("N", 3, "image_size", "image_size"), value_range=(0.0, 1.0), layout="NCHW")
 MU = TensorSpec("mu", ("N", "latent_dim"), layout="latent")

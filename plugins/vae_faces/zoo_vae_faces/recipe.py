@@ -10,10 +10,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo_core.data.imageset import ImageSet, to_float
-from zoo_core.errors import UsageError
-from zoo_core.recipe import BestMetric, DataSource, Recipe, StepContext, TrainingData, linear_decay
-from zoo_core.spec import ModelSpec
+from zoo_core.api import (
+    BestMetric,
+    DataSource,
+    ImageSet,
+    ModelSpec,
+    Recipe,
+    StepContext,
+    TrainingData,
+    UsageError,
+    linear_decay,
+    to_float,
+)
 from zoo_vae_faces.data import held_out, join, load_faces, split_faces
 from zoo_vae_faces.networks import (
     Decoder,
@@ -48,6 +56,7 @@ class VaeFacesRecipe(Recipe):
 
     grid_columns = GRID_ITEMS
     best_checkpoint = BestMetric("loss", "min")  # held-out reconstruction + KL per image
+    loss_reduction = "sum"  # the book's loss, summed over the batch (the logged one is per image)
 
     def __init__(self, spec: ModelSpec, config: Mapping[str, Any]) -> None:
         super().__init__(spec, config)

@@ -6,10 +6,17 @@ from pathlib import Path
 
 import torch
 
-from zoo_core.data.imageset import ImageSet, to_float
-from zoo_core.errors import UsageError
-from zoo_core.images import load_images, save_grid, save_png, stack_rows, upscale
-from zoo_core.tasks import TaskContext
+from zoo_core.api import (
+    ImageSet,
+    TaskContext,
+    UsageError,
+    load_images,
+    save_grid,
+    save_png,
+    stack_rows,
+    to_float,
+    upscale,
+)
 from zoo_vae_faces.arithmetic import arithmetic_images, gather_terms, report_terms
 from zoo_vae_faces.data import held_out, join
 from zoo_vae_faces.expression import PathList, parse_expression
