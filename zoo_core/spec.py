@@ -55,13 +55,52 @@ class TensorSpec:
         return text
 
 
+QUALITY_RULES = ("at_least", "relative_rise", "drop")
+
+
+@dataclass(frozen=True)
+class QualityBar:
+    """A task-quality bar an int8 export of a graph must meet on held-out inputs, or it is not written.
+
+    ``metric`` is ``"psnr"`` (built in: dB of the graph's int8 outputs against its fp32 outputs, peak = the
+    output's value range, else the fp32 output's spread) or a task metric computed by ``function``
+    (``"module:function"``, called as ``function(graph, run, data, recipe) -> float`` where ``run(name, *inputs)``
+    runs graphs: the one under test in int8, the others in fp32; ``data`` is the recipe's held-out TrainingData).
+    ``rule``: ``at_least`` (metric >= limit), ``relative_rise`` (lower is better: int8 <= fp32 * (1 + limit)),
+    ``drop`` (higher is better: int8 >= fp32 - limit).
+    """
+
+    metric: str
+    rule: str
+    limit: float
+    function: str = ""
+
+    def __post_init__(self) -> None:
+        if self.rule not in QUALITY_RULES:
+            raise ValueError(f"QualityBar rule must be one of {', '.join(QUALITY_RULES)}, got {self.rule!r}")
+        if self.metric != "psnr" and not self.function:
+            raise ValueError(f"QualityBar {self.metric!r}: a task metric needs function='module:function'")
+
+    def describe(self) -> str:
+        if self.rule == "at_least":
+            return f"{self.metric} >= {self.limit:g}"
+        if self.rule == "relative_rise":
+            return f"{self.metric} within {self.limit:.0%} above fp32"
+        return f"{self.metric} at most {self.limit:g} below fp32"
+
+
+#: What an int8 graph must meet when its GraphSpec declares no quality bars.
+DEFAULT_QUALITY = (QualityBar("psnr", "at_least", 30.0),)
+
+
 @dataclass(frozen=True)
 class GraphSpec:
     """A named computation that can be exported and run by any runtime.
 
     ``gflops_per_item`` is declared at the card preset (2 FLOPs per multiply-add) and
     recomputed by the test suite; ``tolerance`` overrides the relative-L2 thresholds of
-    export validation per precision (``{"fp32": 1e-4, "fp16": 1e-2}`` by default).
+    export validation per precision (``{"fp32": 1e-4, "fp16": 1e-2}`` by default);
+    ``quality`` is what an int8 export must keep (:class:`QualityBar`; :data:`DEFAULT_QUALITY` when empty).
     """
 
     name: str
@@ -70,6 +109,12 @@ class GraphSpec:
     outputs: tuple[TensorSpec, ...]
     gflops_per_item: float
     tolerance: Mapping[str, float] = field(default_factory=dict)
+    quality: tuple[QualityBar, ...] = ()
+
+    @property
+    def quality_bars(self) -> tuple[QualityBar, ...]:
+        """The declared quality bars, or the default ones."""
+        return self.quality or DEFAULT_QUALITY
 
     def input(self, name: str) -> TensorSpec:
         for tensor in self.inputs:

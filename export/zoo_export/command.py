@@ -30,15 +30,33 @@ def _graph_names(text: str | None) -> list[str] | None:
               help="ONNX opset (18 keeps CUDA kernels for Pad and ConvTranspose).")
 @click.option("--fp16", is_flag=True, help="Also write GRAPH.fp16.onnx (fp16 weights and activations).")
 @click.option("--fp16-io", is_flag=True, help="Give the fp16 files float16 inputs and outputs (implies --fp16).")
+@click.option("--int8", is_flag=True,
+              help="Also write GRAPH.int8.onnx (static QDQ quantization), kept where the graph's quality bars hold.")
+@click.option("--calibration-data", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Data folder to calibrate --int8 on (default: the run's own training data).")
+@click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax",
+              show_default=True, help="How --int8 calibration picks activation ranges.")
+@click.option("--calibration-samples", type=click.IntRange(1, 100_000), default=256, show_default=True,
+              help="Inputs --int8 calibrates on.")
+@click.option("--format", "formats", type=click.Choice(["onnx", "aoti"]), multiple=True,
+              help="aoti also writes GRAPH.pt2 AOTInductor packages (the .onnx files are always written).")
 @click.option("--no-validate", is_flag=True, help="Skip the onnxruntime-against-PyTorch validation.")
 def export_command(model: str, run: Path | None, checkpoint: Path | None, out: Path | None, graphs: str | None,
-                   opset: int, fp16: bool, fp16_io: bool, no_validate: bool) -> None:
+                   opset: int, fp16: bool, fp16_io: bool, int8: bool, calibration_data: Path | None,
+                   calibration_method: str, calibration_samples: int, formats: tuple[str, ...],
+                   no_validate: bool) -> None:
     """Export MODEL's graphs to ONNX, validate them against PyTorch and write manifest.json."""
     from zoo_core.registry import get_model
     from zoo_export.pipeline import ExportOptions, export_model
+    from zoo_export.quantize import Int8Options
 
+    if not int8 and calibration_data is not None:
+        raise UsageError("--calibration-data calibrates an int8 export: add --int8")
     registered = get_model(model)
     options = ExportOptions(run=run, checkpoint=checkpoint, out=out, graphs=_graph_names(graphs), opset=opset,
-                            fp16=fp16 or fp16_io, fp16_io=fp16_io, validate=not no_validate)
+                            fp16=fp16 or fp16_io, fp16_io=fp16_io, validate=not no_validate,
+                            int8=Int8Options(samples=calibration_samples, method=calibration_method,
+                                             data=calibration_data) if int8 else None,
+                            aoti="aoti" in formats)
     directory = export_model(registered, options)
     click.echo(f"export directory: {directory}")

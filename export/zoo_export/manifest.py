@@ -91,6 +91,11 @@ class ExportRecord:
         entry = self.graph_entry(graph)
         if precision == "fp32":
             return self.directory / entry["file"]
+        if precision == "int8":
+            if not entry.get("int8"):
+                raise ZooError(f"export {self.directory} has no int8 file for graph {graph!r}; export again with "
+                               f"`zoo export {self.model} --int8` (a graph that misses its quality bar gets none)")
+            return self.directory / entry["int8"]["file"]
         if not entry.get("fp16"):
             raise ZooError(f"export {self.directory} has no fp16 file for graph {graph!r}; "
                            f"export again with `zoo export {self.model} --fp16`")
@@ -101,8 +106,9 @@ class ExportRecord:
         listed = []
         for entry in self.manifest["graphs"].values():
             listed.append((entry["file"], entry["sha256"]))
-            if entry.get("fp16"):
-                listed.append((entry["fp16"]["file"], entry["fp16"]["sha256"]))
+            for extra in ("fp16", "int8", "aoti"):
+                if entry.get(extra):
+                    listed.append((entry[extra]["file"], entry[extra]["sha256"]))
         return listed
 
 

@@ -33,6 +33,7 @@ from zoo_core.spec import GraphSpec, ModelSpec
 from zoo_export import __version__ as export_version
 from zoo_export.manifest import FORMAT, FORMAT_VERSION, MANIFEST, graph_json, tolerance
 from zoo_export.onnx_export import ExportedFile, export_graph, metadata_properties
+from zoo_export.quantize import Int8Data, Int8Options, export_int8
 from zoo_export.sessions import SessionSettings, gpu_available
 from zoo_export.validation import GraphResult, format_table, input_sets, validate_file
 
@@ -54,6 +55,8 @@ class ExportOptions:
     opset: int = 18
     fp16: bool = False
     fp16_io: bool = False
+    int8: Int8Options | None = None  # also write GRAPH.int8.onnx where the graph's quality bars hold
+    aoti: bool = False  # also write GRAPH.pt2 (AOTInductor package)
     validate: bool = True
     trace_batch: int = 2  # torch.export specialises size-1 dimensions, so trace with at least 2
     seed: int = 0
@@ -236,6 +239,8 @@ def export_model(model: RegisteredModel, options: ExportOptions) -> Path:
         entries: dict[str, Any] = {}
         results: list[GraphResult] = []
         notes: list[str] = []
+        quality: list[dict[str, Any]] = []
+        int8_inputs: Int8Data | None = None
         for graph in graphs:
             record = graph_json(graph, runner.config)
             files = _export_files(runner, model, graph, record, stage, options)
@@ -245,7 +250,19 @@ def export_model(model: RegisteredModel, options: ExportOptions) -> Path:
                 graph_results, graph_notes = _validate_graph(stage, graph, files, runner, samples, options.seed)
                 results.extend(graph_results)
                 notes.extend(graph_notes)
-        zio.write_json(stage / MANIFEST, _manifest(model, runner, options, entries, results, notes))
+            if options.int8 is not None:
+                int8_inputs = int8_inputs or Int8Data(runner.recipe, runner.networks, options.int8)
+                entries[graph.name]["int8"], rows = export_int8(stage, graph, stage / files["fp32"].path.name,
+                                                                runner, int8_inputs, options.int8, options.log)
+                quality.extend(rows)
+            if options.aoti:
+                from zoo_export.aoti import export_aoti
+
+                entries[graph.name]["aoti"] = export_aoti(stage, graph, runner, options.trace_batch, options.seed,
+                                                          options.log)
+        manifest = _manifest(model, runner, options, entries, results, notes)
+        manifest["validation"]["quality"] = quality  # int8 task-quality figures, kept or not
+        zio.write_json(stage / MANIFEST, manifest)
         _usual_permissions(stage / MANIFEST)
         _report(results, notes, out, options.log)
     return out

@@ -1,4 +1,4 @@
-"""zoo-export's plugin module: the `zoo export` command and the ``onnxruntime`` runtime.
+"""zoo-export's plugin module: the `zoo export` command and the ``onnxruntime`` and ``aoti`` runtimes.
 
 Imported on every `zoo` start, so it imports neither torch nor onnx nor onnxruntime.
 """
@@ -28,4 +28,9 @@ def zoo_register_runtimes(register: Callable[[RuntimeSpec], None]) -> None:
         name="onnxruntime",
         summary="ONNX Runtime on exported graphs (zoo export), CPU or CUDA with IOBinding",
         loader="zoo_export.runtime:load_onnx_runner",
+    ))
+    register(RuntimeSpec(
+        name="aoti",
+        summary="AOTInductor .pt2 packages (zoo export --format aoti): compiled graphs, no plugin network code",
+        loader="zoo_export.aoti:load_aoti_runner",
     ))

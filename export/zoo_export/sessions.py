@@ -44,7 +44,7 @@ import torch
 
 from zoo_core.errors import UsageError, ZooError
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
 NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
@@ -92,7 +92,7 @@ def _env_flag(name: str, default: bool) -> bool:
 class SessionSettings:
     """Every onnxruntime knob zoo uses; the defaults are the validated, reproducible ones.
 
-    ``precision`` picks ``GRAPH.onnx`` or ``GRAPH.fp16.onnx``; ``intra_op_threads`` 0 lets ORT use
+    ``precision`` picks ``GRAPH.onnx``, ``GRAPH.fp16.onnx`` or ``GRAPH.int8.onnx``; ``intra_op_threads`` 0 lets ORT use
     one thread per physical core; ``tf32`` stays off so fp32 CUDA results meet the fp32 tolerance;
     ``cuda_graph`` captures the graph on the first IOBinding run (fixed shapes only);
     ``disable_cpu_fallback`` makes a CUDA session fail instead of moving nodes to the CPU.
@@ -112,7 +112,8 @@ class SessionSettings:
         if self.device not in ("cpu", "cuda"):
             raise UsageError(f"onnxruntime runs on cpu or cuda, not {self.device!r}; use --device cpu or cuda")
         if self.precision not in PRECISIONS:
-            raise UsageError(f"precision must be fp32 or fp16, got {self.precision!r} (set {ENV_PREFIX}PRECISION)")
+            raise UsageError(f"precision must be fp32, fp16 or int8, got {self.precision!r} "
+                             f"(set {ENV_PREFIX}PRECISION)")
         if self.intra_op_threads < 0:
             raise UsageError(f"intra-op threads must be 0 (automatic) or more, got {self.intra_op_threads}")
         if self.cuda_graph and self.device != "cuda":

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from zoo_core import hookimpl
-from zoo_core.spec import DataLayout, GraphSpec, ModelSpec, NetworkSpec, Preset, TaskSpec, TensorSpec
+from zoo_core.spec import DataLayout, GraphSpec, ModelSpec, NetworkSpec, Preset, QualityBar, TaskSpec, TensorSpec
 
 # Shared by both presets: the book's network and data handling.
 NETWORK = {"h_dim": 200, "z_dim": 20, "val_split": 0.1, "amp": False}
@@ -21,6 +21,10 @@ CODE = TensorSpec("z", ("N", "z_dim"), layout="latent")
 ENCODER_GFLOPS = 2 * (784 * 200 + 200 * 20) / 1e9
 DECODER_GFLOPS = 2 * (20 * 200 + 200 * 784) / 1e9
 
+# What an int8 graph must keep (zoo export --int8): held-out reconstruction MSE within 5% of fp32's.
+INT8_QUALITY = (QualityBar("reconstruction_mse", "relative_rise", 0.05,
+                           function="zoo_ae_mnist.recipe:reconstruction_mse"),)
+
 SPEC = ModelSpec(
     name="ae_mnist",
     summary="Fully connected MNIST autoencoder, 784-200-20 (Liu, Learn Generative AI with PyTorch, ch. 7)",
@@ -30,10 +34,12 @@ SPEC = ModelSpec(
         NetworkSpec("decoder", "Linear 20→200, ReLU, Linear 200→784, sigmoid", params=20 * 200 + 200 + 200 * 784 + 784),
     ),
     graphs=(
-        GraphSpec("encoder", "image → code", (IMAGE,), (CODE,), gflops_per_item=ENCODER_GFLOPS),
-        GraphSpec("decoder", "code → image", (CODE,), (RECONSTRUCTION,), gflops_per_item=DECODER_GFLOPS),
+        GraphSpec("encoder", "image → code", (IMAGE,), (CODE,), gflops_per_item=ENCODER_GFLOPS,
+                  quality=INT8_QUALITY),
+        GraphSpec("decoder", "code → image", (CODE,), (RECONSTRUCTION,), gflops_per_item=DECODER_GFLOPS,
+                  quality=INT8_QUALITY),
         GraphSpec("autoencoder", "image → reconstruction", (IMAGE,), (RECONSTRUCTION,),
-                  gflops_per_item=ENCODER_GFLOPS + DECODER_GFLOPS),
+                  gflops_per_item=ENCODER_GFLOPS + DECODER_GFLOPS, quality=INT8_QUALITY),
     ),
     presets=(
         Preset("book", "the book's recipe: summed squared error, Adam 2.5e-4, batch 32, 10 epochs",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -124,3 +125,14 @@ def _check_images(data: ImageSet, origin: str) -> None:
                         "grey digits; point --data at an MNIST folder")
     if len(data) == 0:
         raise DataError(f"{origin}: no images")
+
+
+def reconstruction_mse(graph: str, run: Any, data: TrainingData, recipe: Recipe, limit: int = 256) -> float:
+    """Mean squared error per pixel of held-out reconstructions made through ``graph`` (the int8 quality bar):
+    the autoencoder graph alone, else encoder then decoder, ``run(name, *inputs)`` running each."""
+    images = to_float(_shown_images(data).images[:limit])
+    if graph == "autoencoder":
+        reconstruction = run("autoencoder", images)[0]
+    else:
+        reconstruction = run("decoder", *run("encoder", images))[0]
+    return float(((reconstruction.float() - images) ** 2).mean())

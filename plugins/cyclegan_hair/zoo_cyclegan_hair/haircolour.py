@@ -9,6 +9,8 @@ separates them with a wide margin on both sides; the figure script checks it on 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
@@ -31,3 +33,24 @@ def hair_luma(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 def is_blond(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """Bool [N]: the hair's mean luma is above the threshold between the black and blond palettes."""
     return hair_luma(images, masks) > BLOND_LUMA_THRESHOLD
+
+
+def translation_success(graph: str, run: Any, data: Any, recipe: Any, limit: int = 64) -> float:
+    """Share of held-out source images whose translation by ``graph`` reaches the target hair colour.
+
+    The int8 quality bar of the generators (``zoo export --int8``): ``run(graph, images)`` runs the graph under
+    test, ``data`` is the recipe's TrainingData (held-out part preferred), ``recipe`` crops like evaluation does.
+    """
+    from zoo_core.errors import ZooError
+    from zoo_cyclegan_hair.recipe import GRAPHS
+
+    pair = data.val if data.val is not None and len(data.val) else data.train
+    source = pair.domain(GRAPHS[graph][1])
+    if source.masks is None:
+        raise ZooError(f"{graph}: the hair-colour test needs hair masks, which only the embedded portraits have")
+    count = min(len(source), limit)
+    images = recipe.source_images(pair, GRAPHS[graph][1], count)
+    masks = recipe.center(source.masks[:count])
+    translated = torch.cat([run(graph, chunk)[0] for chunk in images.split(16)])
+    blond = is_blond((translated.float() + 1) / 2, masks)
+    return float((blond if graph == "black_to_blond" else ~blond).float().mean())

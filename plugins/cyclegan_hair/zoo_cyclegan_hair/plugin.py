@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from zoo_core import hookimpl
-from zoo_core.spec import DataLayout, GraphSpec, ModelSpec, NetworkSpec, Preset, TaskSpec, TensorSpec
+from zoo_core.spec import DataLayout, GraphSpec, ModelSpec, NetworkSpec, Preset, QualityBar, TaskSpec, TensorSpec
 
 NAME = "cyclegan_hair"
 
@@ -62,13 +62,18 @@ QUICK = {
 }
 
 
+# What an int8 generator must keep (zoo export --int8): 30 dB against fp32, and hair colour within 2 points.
+INT8_QUALITY = (QualityBar("psnr", "at_least", 30.0),
+                QualityBar("hair_success", "drop", 0.02, function="zoo_cyclegan_hair.haircolour:translation_success"))
+
+
 def _image(name: str) -> TensorSpec:
     return TensorSpec(name, ("N", 3, "image_size", "image_size"), value_range=(-1.0, 1.0), layout="NCHW")
 
 
 def _graph(name: str, summary: str) -> GraphSpec:
     return GraphSpec(name, summary, inputs=(_image("image"),), outputs=(_image("translated"),),
-                     gflops_per_item=GENERATOR_GFLOPS)
+                     gflops_per_item=GENERATOR_GFLOPS, quality=INT8_QUALITY)
 
 
 def build_spec() -> ModelSpec:

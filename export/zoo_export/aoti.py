@@ -1,0 +1,177 @@
+"""AOTInductor packages: ``zoo export --format aoti`` writes ``GRAPH.pt2``, and the ``aoti`` runtime runs them.
+
+Export: ``torch.export`` of the graph module with a dynamic batch dimension (traced at batch 2,
+since torch.export specialises size-1 dimensions), then ``torch._inductor.aoti_compile_and_package``
+on the export device (CPU here, CUDA when exported with a GPU), timed. The package is loaded back
+and compared with eager PyTorch at batch 1 and 7 (the fp32 relative-L2 tolerance of the graph); it
+is listed in the same manifest (file, sha256, bytes, compile seconds, validation).
+
+Runtime: ``zoo generate MODEL TASK --runtime aoti --export DIR`` checks the manifest and the
+sha256 of every file, then loads each ``.pt2`` with ``torch._inductor.aoti_load_package``: the
+compiled code and weights are in the package, so no plugin network code is imported to run it.
+A truncated or tampered package is refused in one line (sha256, then the loader's own check).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo_core.checkpoint import file_sha256
+from zoo_core.errors import UsageError, ZooError
+from zoo_core.plugins import RegisteredModel
+from zoo_core.runtime import RuntimeSource, check_inputs
+from zoo_core.spec import GraphSpec
+from zoo_export.manifest import ExportRecord, load_export, tolerance
+from zoo_export.onnx_export import _dynamic_batch, _one_line
+from zoo_export.validation import BATCHES, compare
+
+SUFFIX = ".pt2"
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Inductor warns about a missing CUDA runtime on CPU machines and logs its compile steps."""
+    loggers = [logging.getLogger(name) for name in ("torch", "torch._inductor", "torch.export", "torch._dynamo")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+
+def compile_package(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> float:
+    """torch.export (dynamic batch) + AOTInductor into ``path``; returns the seconds it took."""
+    start = time.perf_counter()
+    module.eval()
+    with _quiet(), torch.no_grad():
+        try:
+            program = torch.export.export(module, inputs, dynamic_shapes=_dynamic_batch(module, len(inputs)))
+            torch._inductor.aoti_compile_and_package(program, package_path=str(path))
+        except Exception as error:
+            raise ZooError(f"{path.stem}: AOTInductor could not compile it ({_one_line(error)})") from None
+    return time.perf_counter() - start
+
+
+def load_package(path: Path) -> Callable[..., Any]:
+    """A loaded ``.pt2``; a damaged one is one ZooError."""
+    with _quiet():
+        try:
+            return torch._inductor.aoti_load_package(str(path))
+        except Exception as error:
+            raise ZooError(f"{path}: not a loadable AOTInductor package ({_one_line(error, 160)}); "
+                           "export the model again with --format aoti") from None
+
+
+def run_package(package: Callable[..., Any], inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    with torch.inference_mode():
+        outputs = package(*inputs)
+    if isinstance(outputs, torch.Tensor):
+        outputs = (outputs,)
+    return tuple(o.float().cpu() for o in outputs)
+
+
+def export_aoti(stage: Path, graph: GraphSpec, runner: Any, trace_batch: int, seed: int,
+                log: Callable[[str], None]) -> dict[str, Any]:
+    """``GRAPH.pt2`` in ``stage``, validated against eager PyTorch; returns its manifest entry."""
+    path = stage / f"{graph.name}{SUFFIX}"
+    recipe = runner.recipe
+    module = runner.module(graph.name)
+    if torch.cuda.is_available():  # the package runs where it was compiled: CUDA when exported with a GPU
+        module = copy.deepcopy(module).cuda()
+    device = next(iter(module.parameters()), torch.empty(0)).device
+    trace = tuple(x.to(device) for x in recipe.example_inputs(graph.name, trace_batch,
+                                                              torch.Generator().manual_seed(seed)))
+    seconds = compile_package(module, trace, path)
+    package = load_package(path)
+    limit = tolerance(graph, "fp32")
+    worst_abs, worst_rel = 0.0, 0.0
+    for batch in BATCHES:
+        inputs = tuple(recipe.example_inputs(graph.name, batch, torch.Generator().manual_seed(seed + batch)))
+        max_abs, rel_l2 = compare(run_package(package, tuple(x.to(device) for x in inputs)),
+                                  runner.run(graph.name, *inputs))
+        worst_abs, worst_rel = max(worst_abs, max_abs), max(worst_rel, rel_l2)
+    passed = math.isfinite(worst_rel) and worst_rel <= limit
+    log(f"zoo: exported {graph.name} (aoti on {device.type}, compiled in {seconds:.1f} s, rel L2 {worst_rel:.3g} "
+        f"against eager)")
+    if not passed:
+        raise ZooError(f"export validation failed for {graph.name} (aoti): the package differs from PyTorch by "
+                       f"relative L2 {worst_rel:.3g} (tolerance {limit:.0e}); nothing was written")
+    return {"file": path.name, "sha256": file_sha256(path), "bytes": path.stat().st_size,
+            "exporter": f"torch.export + AOTInductor (torch {torch.__version__})", "device": device.type,
+            "compile_seconds": round(seconds, 2), "dynamic_batch": True,
+            "validation": {"max_abs": worst_abs if math.isfinite(worst_abs) else None,
+                           "rel_l2": worst_rel if math.isfinite(worst_rel) else None, "tolerance": limit,
+                           "batches": list(BATCHES), "passed": passed}}
+
+
+class AotiRunner:
+    """An export's ``.pt2`` packages behind zoo's GraphRunner interface; each loads on first use."""
+
+    runtime = "aoti"
+
+    def __init__(self, export: ExportRecord, device: str) -> None:
+        self.export = export
+        self.config = export.config
+        self.device = device
+        self.packages: dict[str, Callable[..., Any]] = {}
+        self.specs: dict[str, GraphSpec] = {}
+        self.description = f"aoti (torch {torch.__version__}) on {device}, {export.directory}"
+
+    def graph_spec(self, graph: str) -> GraphSpec:
+        if graph not in self.specs:
+            self.specs[graph] = self.export.graph_spec(graph)
+        return self.specs[graph]
+
+    def package(self, graph: str) -> Callable[..., Any]:
+        if graph not in self.packages:
+            entry = self.export.graph_entry(graph).get("aoti")
+            if not entry:
+                raise ZooError(f"export {self.export.directory} has no AOTInductor package for graph {graph!r}; "
+                               f"export again with `zoo export {self.export.model} --format aoti`")
+            self.packages[graph] = load_package(self.export.directory / entry["file"])
+        return self.packages[graph]
+
+    def run(self, graph: str, *inputs: Any) -> tuple[torch.Tensor, ...]:
+        """CPU float tensors in, CPU float32 tensors out."""
+        check_inputs(self.graph_spec(graph), self.config, inputs)
+        package = self.package(graph)
+        return run_package(package, tuple(x.to(self.device).contiguous() for x in inputs))
+
+
+def open_aoti_export(directory: str | Path, model: str | None = None, device: str = "auto") -> AotiRunner:
+    """A runner over an export directory's packages, checked (format, model, sha256 of every file) first."""
+    record = load_export(Path(directory), model=model)
+    packaged = {entry.get("aoti", {}).get("device") for entry in record.manifest["graphs"].values()
+                if entry.get("aoti")}
+    if not packaged:
+        raise ZooError(f"export {directory} holds no AOTInductor packages; export again with "
+                       f"`zoo export {record.model} --format aoti`")
+    wanted = next(iter(packaged)) if device == "auto" else device
+    if wanted not in packaged:
+        raise UsageError(f"--device {device}: the packages in {directory} were compiled for "
+                         f"{', '.join(sorted(packaged))}; export again on a {device} machine")
+    return AotiRunner(record, wanted)
+
+
+def load_aoti_runner(model: RegisteredModel, source: RuntimeSource) -> AotiRunner:
+    """The ``aoti`` RuntimeSpec loader: ``--export DIR`` or ``exports/MODEL``."""
+    if source.export is None and (source.run is not None or source.checkpoint is not None):
+        raise ZooError("--runtime aoti runs an export, not a run or checkpoint: pass --export DIR "
+                       f"(made by `zoo export {model.name} --format aoti`)")
+    return open_aoti_export(source.export or Path("exports") / model.name, model.name, source.device)
