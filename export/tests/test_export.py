@@ -146,7 +146,7 @@ def test_failed_validation_prints_table_exits_1_and_keeps_previous_export(
     shutil.copytree(tiny.export, out)
     before = {p.name: file_sha256(p) for p in out.iterdir()}
     monkeypatch.setattr(validation, "compare", lambda outputs, references: (0.5, 0.25))  # ORT disagrees
-    result = zoo("export", MODEL, "--run", tiny.run, "--out", out, "--graphs", "decoder")
+    result = zoo("export", MODEL, "--run", tiny.run, "--out", out, "--graphs", "decoder", "--force")
     assert_clean_exit(result, 1)
     assert "FAILED" in result.stderr and "rel L2" in result.stderr
     assert "export validation failed for decoder (fp32, CPUExecutionProvider)" in result.stderr
@@ -168,7 +168,8 @@ def test_successful_export_replaces_previous_one(tiny: Exported, tmp_path: Path,
     out = tmp_path / "export"
     shutil.copytree(tiny.export, out)
     (out / "decoder.onnx").write_bytes(b"stale")
-    export_model(tiny.model, ExportOptions(run=tiny.run, out=out, graphs=["decoder"], log=lambda line: None))
+    export_model(tiny.model, ExportOptions(run=tiny.run, out=out, graphs=["decoder"], force=True,
+                                           log=lambda line: None))
     assert sorted(p.name for p in out.iterdir()) == sorted([MANIFEST, "decoder.onnx"])
     assert load_export(out, MODEL).graph_names == ["decoder"]  # the hashes of the new files check out
     assert all(r["passed"] for r in manifest_of(out)["validation"]["results"])

@@ -41,10 +41,11 @@ def _graph_names(text: str | None) -> list[str] | None:
 @click.option("--format", "formats", type=click.Choice(["onnx", "aoti"]), multiple=True,
               help="aoti also writes GRAPH.pt2 AOTInductor packages (the .onnx files are always written).")
 @click.option("--no-validate", is_flag=True, help="Skip the onnxruntime-against-PyTorch validation.")
+@click.option("--force", is_flag=True, help="Replace a previous zoo export at --out (never anything else).")
 def export_command(model: str, run: Path | None, checkpoint: Path | None, out: Path | None, graphs: str | None,
                    opset: int, fp16: bool, fp16_io: bool, int8: bool, calibration_data: Path | None,
                    calibration_method: str, calibration_samples: int, formats: tuple[str, ...],
-                   no_validate: bool) -> None:
+                   no_validate: bool, force: bool) -> None:
     """Export MODEL's graphs to ONNX, validate them against PyTorch and write manifest.json."""
     from zoo_core.registry import get_model
     from zoo_export.pipeline import ExportOptions, export_model
@@ -54,7 +55,7 @@ def export_command(model: str, run: Path | None, checkpoint: Path | None, out: P
         raise UsageError("--calibration-data calibrates an int8 export: add --int8")
     registered = get_model(model)
     options = ExportOptions(run=run, checkpoint=checkpoint, out=out, graphs=_graph_names(graphs), opset=opset,
-                            fp16=fp16 or fp16_io, fp16_io=fp16_io, validate=not no_validate,
+                            fp16=fp16 or fp16_io, fp16_io=fp16_io, validate=not no_validate, force=force,
                             int8=Int8Options(samples=calibration_samples, method=calibration_method,
                                              data=calibration_data) if int8 else None,
                             aoti="aoti" in formats)

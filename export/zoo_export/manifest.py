@@ -10,6 +10,8 @@ left symbolic), so plain onnxruntime users need nothing but this file.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from zoo_core.spec import GraphSpec, TensorSpec
 FORMAT = "zoo-export"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 16 << 20  # a real manifest is kilobytes
 DEFAULT_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2}
 
 
@@ -120,9 +123,12 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ZooError(f"{directory} has no {MANIFEST}; it is not a zoo export (create one with `zoo export MODEL`)")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ZooError(f"{path} is not readable JSON ({error}); export the model again") from None
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ZooError(f"{path} is {path.stat().st_size} bytes, too large for a manifest; export the model again")
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        reason = " ".join(str(error).split())[:120] or type(error).__name__
+        raise ZooError(f"{path} is not readable JSON ({reason}); export the model again") from None
     found = manifest.get("format") if isinstance(manifest, dict) else None
     if found != FORMAT:
         raise ZooError(f"{path} is not a zoo export manifest (format {found!r}, expected {FORMAT!r})")
@@ -135,13 +141,112 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     missing = [key for key in ("model", "config", "graphs") if key not in manifest]
     if missing:
         raise ZooError(f"{path} lacks {', '.join(missing)}; export the model again")
+    check_manifest(manifest, path)
     return manifest
 
 
+# -- the manifest's schema: one place; a new file variant (another precision, another format) is one entry ----------
+# Extra files a graph entry may carry beside its fp32 ``file``, each ``null`` or a file record.
+FILE_VARIANTS = ("fp16", "int8", "aoti")
+FILE_SUFFIXES = (".onnx", ".pt2")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _refuse(path: Path, where: str, what: str) -> ZooError:
+    return ZooError(f"{path}: {where} {what}; the manifest was edited or is corrupt, export the model again")
+
+
+def _check_file_record(record: Any, path: Path, where: str) -> None:
+    """A ``{"file", "sha256"}`` record whose file is a plain name inside the export directory."""
+    if not isinstance(record, dict):
+        raise _refuse(path, where, f"must be an object, found {type(record).__name__}")
+    name = record.get("file")
+    if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name or not name.endswith(FILE_SUFFIXES):
+        raise _refuse(path, f"{where}.file", f"must be a plain {' or '.join(FILE_SUFFIXES)} file name inside the "
+                      f"export directory, got {str(name)[:60]!r}")
+    digest = record.get("sha256")
+    if not isinstance(digest, str) or not _SHA256.match(digest):
+        raise _refuse(path, f"{where}.sha256", "must be 64 lowercase hex digits")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_tensor(record: Any, path: Path, where: str) -> None:
+    if not isinstance(record, dict):
+        raise _refuse(path, where, f"must be an object, found {type(record).__name__}")
+    if not isinstance(record.get("name"), str) or not record["name"]:
+        raise _refuse(path, f"{where}.name", "must be a non-empty string")
+    for key in ("declared_shape", "shape"):
+        shape = record.get(key)
+        if key == "shape" and shape is None:
+            continue
+        if not isinstance(shape, list) or len(shape) > 8 or not all(
+                (isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 1 << 20)
+                or (isinstance(d, str) and 0 < len(d) <= 64) for d in shape):
+            raise _refuse(path, f"{where}.{key}", "must be a list of at most 8 sizes (0 to 2^20) or axis names")
+    if not isinstance(record.get("dtype"), str):
+        raise _refuse(path, f"{where}.dtype", "must be a string")
+    value_range = record.get("value_range")
+    if value_range is not None and not (isinstance(value_range, list) and len(value_range) == 2
+                                        and all(_is_number(v) for v in value_range)
+                                        and value_range[0] <= value_range[1]):
+        raise _refuse(path, f"{where}.value_range", "must be null or [low, high] with finite low <= high")
+    if not isinstance(record.get("layout", ""), str):
+        raise _refuse(path, f"{where}.layout", "must be a string")
+
+
+def _check_graph(name: Any, entry: Any, path: Path) -> None:
+    where = f"graphs.{str(name)[:40]}"
+    if not isinstance(name, str) or not _SAFE_NAME.match(name):
+        raise _refuse(path, where, "is not a valid graph name (letters, digits, _ . -)")
+    if not isinstance(entry, dict):
+        raise _refuse(path, where, f"must be an object, found {type(entry).__name__}")
+    _check_file_record(entry, path, where)
+    for variant in FILE_VARIANTS:
+        if entry.get(variant) is not None:
+            _check_file_record(entry[variant], path, f"{where}.{variant}")
+    for side in ("inputs", "outputs"):
+        tensors = entry.get(side)
+        if not isinstance(tensors, list) or not tensors or len(tensors) > 64:
+            raise _refuse(path, f"{where}.{side}", "must be a non-empty list of tensors")
+        for index, tensor in enumerate(tensors):
+            _check_tensor(tensor, path, f"{where}.{side}[{index}]")
+    if not _is_number(entry.get("gflops_per_item", 0.0)):
+        raise _refuse(path, f"{where}.gflops_per_item", "must be a finite number")
+    tolerances = entry.get("tolerance", {})
+    if not isinstance(tolerances, dict) or not all(_is_number(v) and v >= 0 for v in tolerances.values()):
+        raise _refuse(path, f"{where}.tolerance", "must map precisions to non-negative numbers")
+
+
+def check_manifest(manifest: dict[str, Any], path: Path) -> None:
+    """The schema every reader relies on; whatever it refuses is one ZooError naming the field."""
+    if not isinstance(manifest.get("model"), str) or not _SAFE_NAME.match(manifest["model"]):
+        raise _refuse(path, "model", "must be a model name")
+    if not isinstance(manifest.get("config"), dict):
+        raise _refuse(path, "config", "must be an object")
+    graphs = manifest.get("graphs")
+    if not isinstance(graphs, dict) or not graphs:
+        raise _refuse(path, "graphs", "must be a non-empty object of graph entries")
+    for name, entry in graphs.items():
+        _check_graph(name, entry, path)
+    opset = manifest.get("opset", 18)
+    if not isinstance(opset, int) or isinstance(opset, bool) or not 1 <= opset <= 100:
+        raise _refuse(path, "opset", "must be an integer opset version")
+
+
 def verify_files(record: ExportRecord) -> None:
-    """Every listed ``.onnx`` exists and still has the sha256 the manifest recorded."""
+    """Every listed file is a regular file inside the export directory and still has its recorded sha256."""
+    root = record.directory.resolve()
     for name, digest in record.files():
         path = record.directory / name
+        if path.is_symlink() or (path.exists() and path.resolve().parent != root):
+            raise ZooError(f"{path} leads outside {record.directory} (a link); an export's files must lie in it, "
+                           "export the model again")
+        if path.exists() and not path.is_file():
+            raise ZooError(f"{path} is not a regular file; export the model again")
         if not path.is_file():
             raise ZooError(f"{path} is missing although {MANIFEST} lists it; export the model again")
         if file_sha256(path) != digest:

@@ -122,7 +122,9 @@ def export_module(module: nn.Module, inputs: tuple[torch.Tensor, ...], spec: Gra
         try:
             _export_dynamo(module, inputs, spec, path, opset)
             return "dynamo", None
-        except Exception as error:  # any exporter failure falls back; both failing is reported below
+        # Only the exporter's own conversion errors fall back: anything else (an AttributeError from an import
+        # that Ctrl-C cut short, a MemoryError) is not a property of the graph and must not be papered over.
+        except torch.onnx.OnnxExporterError as error:
             reason = _one_line(error)
         path.unlink(missing_ok=True)
         try:

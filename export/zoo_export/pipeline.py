@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -31,7 +32,7 @@ from zoo_core.recipe import DataSource, TrainingData
 from zoo_core.runtime import RuntimeSource, TorchRunner
 from zoo_core.spec import GraphSpec, ModelSpec
 from zoo_export import __version__ as export_version
-from zoo_export.manifest import FORMAT, FORMAT_VERSION, MANIFEST, graph_json, tolerance
+from zoo_export.manifest import FORMAT, FORMAT_VERSION, MANIFEST, ExportRecord, graph_json, read_manifest, tolerance
 from zoo_export.onnx_export import ExportedFile, export_graph, metadata_properties
 from zoo_export.quantize import Int8Data, Int8Options, export_int8
 from zoo_export.sessions import SessionSettings, gpu_available
@@ -58,6 +59,7 @@ class ExportOptions:
     int8: Int8Options | None = None  # also write GRAPH.int8.onnx where the graph's quality bars hold
     aoti: bool = False  # also write GRAPH.pt2 (AOTInductor package)
     validate: bool = True
+    force: bool = False  # replace a previous zoo export at ``out`` (never anything else)
     trace_batch: int = 2  # torch.export specialises size-1 dimensions, so trace with at least 2
     seed: int = 0
     log: Callable[[str], None] = field(default=_stderr)
@@ -75,13 +77,66 @@ def select_graphs(spec: ModelSpec, names: Sequence[str] | None) -> list[GraphSpe
     return [spec.graph(n) for n in dict.fromkeys(names)]
 
 
-def check_target(out: Path) -> None:
-    """Refuse to replace anything that is not a previous zoo export."""
+def check_target(out: Path, force: bool = False) -> None:
+    """Refuse to replace anything but a previous zoo export, and that only with ``force``.
+
+    A previous export is checked by its manifest: it must read as one, and every entry of the directory
+    must be the manifest or a file it lists, so a folder that merely holds a ``manifest.json`` is not one.
+    """
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; choose a directory for the export")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not (out / MANIFEST).is_file():
         raise UsageError(f"--out {out} is a non-empty directory without {MANIFEST}, not a zoo export; "
                          "choose another --out (zoo replaces only its own exports)")
+    try:
+        listed = {name for name, _ in ExportRecord(out, read_manifest(out)).files()} | {MANIFEST}
+    except ZooError:
+        raise UsageError(f"--out {out} holds a {MANIFEST} that is not a valid zoo export manifest; choose another "
+                         "--out (zoo replaces only its own exports)") from None
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in listed or not p.is_file() or p.is_symlink())
+    if foreign:
+        raise UsageError(f"--out {out} holds {', '.join(foreign[:3])}, which its {MANIFEST} does not list; "
+                         "choose another --out (zoo replaces only its own exports)")
+    if not force:
+        raise UsageError(f"--out {out} already holds a zoo export; pass --force to replace it, or choose another --out")
+
+
+def resolve_out(out: Path) -> Path:
+    """``out`` as the file system will see it: ``new/../existing`` is ``existing``, a link is followed."""
+    try:
+        resolved = Path(os.path.realpath(out))
+    except (OSError, ValueError) as error:
+        raise UsageError(f"--out {out}: not a usable path ({error})") from None
+    if resolved == Path(resolved.anchor):
+        raise UsageError(f"--out {out} is the file system root; choose a directory for the export")
+    parent = resolved.parent
+    if parent.exists() and not parent.is_dir():
+        raise UsageError(f"--out {out}: {parent} is not a directory; choose another --out")
+    return resolved
+
+
+def _stale_name(out: Path) -> re.Pattern[str]:
+    # mkdtemp's suffix is 8 characters of [a-z0-9_]
+    return re.compile(rf"^\.{re.escape(out.name)}\.(partial|old)-[a-z0-9_]{{8}}$")
+
+
+def remove_stale_temporaries(out: Path, log: Callable[[str], None]) -> None:
+    """What a killed export of ``out`` left beside it: staged ``.NAME.partial-*`` directories are removed; a
+    ``.NAME.old-*`` backup holds the previous export, so it is put back when ``out`` is missing."""
+    if not out.parent.is_dir():
+        return
+    pattern = _stale_name(out)
+    for entry in sorted(out.parent.iterdir()):
+        match = pattern.match(entry.name)
+        if not match or not entry.is_dir() or entry.is_symlink():
+            continue
+        previous = entry / out.name
+        if match.group(1) == "old" and previous.is_dir() and not out.exists():
+            os.replace(previous, out)
+            log(f"zoo: restored the previous export {out} from an interrupted export")
+        shutil.rmtree(entry, ignore_errors=True)
 
 
 def _usual_permissions(path: Path) -> None:
@@ -94,8 +149,11 @@ def _usual_permissions(path: Path) -> None:
 @contextlib.contextmanager
 def staged_directory(out: Path) -> Iterator[Path]:
     """A temporary directory beside ``out`` that replaces it on success and vanishes on failure."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    except OSError as error:
+        raise UsageError(f"--out {out}: cannot create it ({error.strerror or error}); choose another --out") from None
     _usual_permissions(stage)
     try:
         yield stage
@@ -230,8 +288,10 @@ def export_model(model: RegisteredModel, options: ExportOptions) -> Path:
     """Export, check and validate every selected graph of ``model``; returns the export directory."""
     if options.run is not None and options.checkpoint is not None:
         raise UsageError("pass either --run or --checkpoint, not both")
-    out = options.out or Path("exports") / model.name
-    check_target(out)
+    given = options.out or Path("exports") / model.name
+    out = resolve_out(given)
+    remove_stale_temporaries(out, options.log)
+    check_target(out, options.force)
     graphs = select_graphs(model.spec, options.graphs)
     runner = TorchRunner(model, RuntimeSource(run=options.run, checkpoint=options.checkpoint, device="cpu"))
     samples = DataSamples(runner)
@@ -265,4 +325,4 @@ def export_model(model: RegisteredModel, options: ExportOptions) -> Path:
         zio.write_json(stage / MANIFEST, manifest)
         _usual_permissions(stage / MANIFEST)
         _report(results, notes, out, options.log)
-    return out
+    return given

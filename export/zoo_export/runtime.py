@@ -49,7 +49,9 @@ class OnnxRunner:
     def session(self, graph: str) -> GraphSession:
         """The session of ``graph`` at the runner's precision (opened once)."""
         if graph not in self.sessions:
-            self.sessions[graph] = GraphSession(self.export.graph_file(graph, self.settings.precision), self.settings)
+            session = GraphSession(self.export.graph_file(graph, self.settings.precision), self.settings)
+            _check_signature(session, self.graph_spec(graph))
+            self.sessions[graph] = session
         return self.sessions[graph]
 
     def bound(self, graph: str, shapes: list[tuple[int, ...]]) -> BoundRun:
@@ -79,6 +81,16 @@ class OnnxRunner:
         bound.run()
         # copies: the bound buffers are overwritten by the next call
         return tuple(o.to(device="cpu", dtype=torch.float32, copy=True) for o in bound.outputs)
+
+
+def _check_signature(session: GraphSession, spec: GraphSpec) -> None:
+    """The file's inputs and outputs are the ones the manifest declares (a swapped file with a fixed-up sha is not)."""
+    for side, found, declared in (("inputs", session.inputs, spec.inputs), ("outputs", session.outputs, spec.outputs)):
+        names, expected = [t.name for t in found], [t.name for t in declared]
+        ranks = [len(t.shape) for t in found]
+        if names != expected or any(rank != len(t.shape) for rank, t in zip(ranks, declared, strict=True)):
+            raise ZooError(f"{session.path}: its {side} {names} (ranks {ranks}) are not the {expected} its manifest "
+                           "declares for this graph; the file was swapped or edited, export the model again")
 
 
 def open_export(directory: str | Path, model: str | None = None, settings: SessionSettings | None = None) -> OnnxRunner:

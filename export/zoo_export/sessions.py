@@ -88,6 +88,11 @@ def _env_flag(name: str, default: bool) -> bool:
     raise UsageError(f"{ENV_PREFIX}{name} must be 0 or 1, got {value!r}")
 
 
+def max_threads() -> int:
+    """The most intra-op threads a session may ask for: 4 per CPU, ample for any oversubscription test."""
+    return 4 * (os.cpu_count() or 1)
+
+
 @dataclass(frozen=True)
 class SessionSettings:
     """Every onnxruntime knob zoo uses; the defaults are the validated, reproducible ones.
@@ -114,8 +119,10 @@ class SessionSettings:
         if self.precision not in PRECISIONS:
             raise UsageError(f"precision must be fp32, fp16 or int8, got {self.precision!r} "
                              f"(set {ENV_PREFIX}PRECISION)")
-        if self.intra_op_threads < 0:
-            raise UsageError(f"intra-op threads must be 0 (automatic) or more, got {self.intra_op_threads}")
+        if not 0 <= self.intra_op_threads <= max_threads():
+            # thousands of threads stall the machine and very large counts crash onnxruntime
+            raise UsageError(f"intra-op threads must be 0 (automatic) to {max_threads()} (4 per CPU here), got "
+                             f"{self.intra_op_threads} (set {ENV_PREFIX}THREADS)")
         if self.cuda_graph and self.device != "cuda":
             raise UsageError("CUDA graphs need --device cuda")
 
@@ -134,9 +141,10 @@ class SessionSettings:
     def from_env(cls, device: str = "auto") -> SessionSettings:
         """Settings for ``zoo generate --runtime onnxruntime``: ``ZOO_ORT_PRECISION=fp16``,
         ``ZOO_ORT_THREADS=N``, ``ZOO_ORT_CUDA_GRAPH=1``, ``ZOO_ORT_TF32=1`` tune them."""
-        threads = os.environ.get(ENV_PREFIX + "THREADS", "0") or "0"
-        if not threads.isdigit():
-            raise UsageError(f"{ENV_PREFIX}THREADS must be a whole number, got {threads!r}")
+        threads = (os.environ.get(ENV_PREFIX + "THREADS", "0") or "0").strip()
+        # ASCII digits only ("²".isdigit() holds), and a length no thread count needs
+        if not (threads.isascii() and threads.isdigit() and len(threads) <= 6):
+            raise UsageError(f"{ENV_PREFIX}THREADS must be a whole number from 0 to {max_threads()}, got {threads!r}")
         return cls.resolve(device, precision=os.environ.get(ENV_PREFIX + "PRECISION", "fp32") or "fp32",
                            intra_op_threads=int(threads), cuda_graph=_env_flag("CUDA_GRAPH", False),
                            tf32=_env_flag("TF32", False))
@@ -273,7 +281,11 @@ class BoundRun:
     def run(self) -> None:
         if self.on_cuda:
             torch.cuda.current_stream(self.inputs[0].device).synchronize()  # inputs written by torch are ready
-        self.session.session.run_with_iobinding(self.binding)
+        try:
+            self.session.session.run_with_iobinding(self.binding)
+        except Exception as error:  # ORT's own Fail/InvalidArgument/RuntimeException types
+            raise ZooError(f"{self.session.path.name}: onnxruntime failed to run it ({_first_line(error)}); it may "
+                           "not match its manifest (fixed batch, other inputs): export the model again") from None
         self.binding.synchronize_outputs()
 
 
