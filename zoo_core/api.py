@@ -81,6 +81,7 @@ _EXPORTS: dict[str, str] = {
     "upscale": "zoo_core.images:upscale",
     "grid_scale": "zoo_core.images:grid_scale",
     "caption_grid": "zoo_core.images:caption_grid",
+    "CAPTION_BAND": "zoo_core.images:CAPTION_BAND",
     "save_png": "zoo_core.images:save_png",
     "save_grid": "zoo_core.images:save_grid",
     # -- model loading (zoo_core.models): a trained model outside `zoo generate` ------------------------------

@@ -398,14 +398,14 @@ class Trainer:
         return {k: float(v) / count for k, v in sums.items()}
 
     def _save_samples(self, networks: Mapping[str, torch.nn.Module], data: TrainingData, epoch: int) -> None:
-        from zoo_core.images import save_grid
+        from zoo_core.images import grid_scale, save_grid
 
         for net in networks.values():
             net.eval()
         with torch.no_grad():
             grid = self.recipe.sample_grid(networks, data, self.device)
         if grid is not None:
-            scale = max(1, 128 // grid.shape[-1])
+            scale = grid_scale(grid.shape[-1])
             save_grid(grid, self.run_dir / "samples" / f"epoch_{epoch:03d}.png", nrow=self.recipe.grid_columns,
                       scale=scale)
 

@@ -21,6 +21,7 @@ RESIZE_FILTER = Image.Resampling.BICUBIC
 RESIZE_MODES = ("resize", "center_crop")
 GRID_PIXELS = 128  # small tiles are enlarged to about this size in saved grids
 CAPTION_PIXELS = 12
+CAPTION_BAND = CAPTION_PIXELS + 8  # height of the band caption_grid adds above captioned columns
 
 
 def is_image_file(path: Path) -> bool:
@@ -98,8 +99,9 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, width: float, font: ImageFont.Ima
 
 
 def caption_grid(grid: np.ndarray, columns: Sequence[str] = (), rows: Sequence[str] = ()) -> np.ndarray:
-    """``grid`` (HWC uint8 from make_grid/stack_rows, any scale) with a caption above each column and/or to the
-    left of each row, on a white band, so a picture explains itself without the terminal."""
+    """``grid`` (HWC uint8 from make_grid/stack_rows, any scale) with a caption above each column (a white band
+    ``CAPTION_BAND`` pixels high) and/or to the left of each row, so a picture explains itself without the
+    terminal. Captions too long for their cell are cut with an ellipsis."""
     font = _font()
     height, width = grid.shape[:2]
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
@@ -107,7 +109,7 @@ def caption_grid(grid: np.ndarray, columns: Sequence[str] = (), rows: Sequence[s
     if rows:
         left = int(max(probe.textlength(r, font=font) for r in rows)) + 8
         left = min(left, max(width // 2, 40))
-    top = CAPTION_PIXELS + 8 if columns else 0
+    top = CAPTION_BAND if columns else 0
     canvas = Image.new("RGB", (width + left, height + top), "white")
     canvas.paste(Image.fromarray(grid).convert("RGB"), (left, top))
     draw = ImageDraw.Draw(canvas)

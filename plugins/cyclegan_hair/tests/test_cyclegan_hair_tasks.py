@@ -12,6 +12,7 @@ from zoo_cyclegan_hair import tasks
 from zoo_cyclegan_hair.haircolour import BLOND_LUMA_THRESHOLD, hair_luma, is_blond
 
 from zoo_core.api import (
+    CAPTION_BAND,
     DataSource,
     RecordingRunner,
     RegisteredModel,
@@ -53,7 +54,7 @@ def test_translate_writes_one_png_per_input_and_a_grid(zoo, tiny_run: Path, tmp_
     assert written == ["face0_1_black.png", "face0_black.png", "face1_black.png", "face2_black.png",
                        "translate_grid.png"]
     assert png_size(out / "face1_black.png") == (32, 32)
-    assert png_size(out / "translate_grid.png") == (SCALE * (8 * CELL + 2), SCALE * (CELL + 2))
+    assert png_size(out / "translate_grid.png") == (SCALE * (8 * CELL + 2), SCALE * (CELL + 2) + CAPTION_BAND)
     assert "4 blond2black translations" in result.stderr
 
 
@@ -70,7 +71,7 @@ def test_roundtrip_writes_six_columns_per_row(zoo, tiny_run: Path, tmp_path: Pat
     result = zoo("generate", "cyclegan_hair", "roundtrip", "--run", tiny_run, "--n", "2", "--out", out)
     assert result.exit_code == 0, result.output
     # 40 portraits with 10% held out: 2 of each domain, so 2 rows of 6
-    assert png_size(out) == (SCALE * (6 * CELL + 2), SCALE * (2 * CELL + 2))
+    assert png_size(out) == (SCALE * (6 * CELL + 2), SCALE * (2 * CELL + 2) + CAPTION_BAND)  # captioned columns
 
 
 def test_tasks_use_named_graphs_only(cyclegan_model: RegisteredModel, tiny_run: Path, tmp_path: Path,

@@ -227,7 +227,7 @@ class CycleGANRecipe(Recipe):
                 "cycle_l1": cycle_l1 / 2 * count}
 
     def sample_grid(self, networks: Mapping[str, nn.Module], data: Any, device: torch.device) -> torch.Tensor | None:
-        pair = data.val if data.val is not None and len(data.val) else data.train
+        pair = data.held_out()
         a, b = (self.source_images(pair, domain, SAMPLE_ROWS).to(device) for domain in ("a", "b"))
         rows = roundtrip_rows(lambda name, x: networks[GRAPHS[name][0]](x), a, b)
         return (rows + 1) / 2
@@ -244,7 +244,7 @@ class CycleGANRecipe(Recipe):
     def data_inputs(self, graph: str, data: TrainingData, batch: int,
                     networks: Mapping[str, nn.Module]) -> tuple[torch.Tensor, ...] | None:
         """Real images of the graph's source domain (held-out ones when there are any)."""
-        pair = data.val if data.val is not None and len(data.val) else data.train
+        pair = data.held_out()
         return (self.source_images(pair, GRAPHS[graph][1], batch),)
 
 

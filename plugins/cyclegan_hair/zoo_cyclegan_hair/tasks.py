@@ -11,7 +11,9 @@ import torch
 from zoo_core.api import (
     TaskContext,
     UsageError,
+    caption_grid,
     expand_image_paths,
+    grid_scale,
     load_images,
     make_grid,
     save_png,
@@ -21,16 +23,13 @@ from zoo_core.api import (
 from zoo_cyclegan_hair.recipe import VALUE_RANGE, roundtrip_rows
 
 DIRECTIONS = {"black2blond": ("black_to_blond", "blond"), "blond2black": ("blond_to_black", "black")}
+# The columns of roundtrip_rows, captioned in the picture.
+ROUNDTRIP_COLUMNS = ("black", "→ blond", "→ black again", "blond", "→ black", "→ blond again")
 PAIRS_PER_GRID_ROW = 4
 
 
 def _run(ctx: TaskContext, graph: str, images: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(ctx.run(graph, images.contiguous())[0]).float()
-
-
-def grid_scale(size: int) -> int:
-    """Small images are enlarged (nearest neighbour) so a grid stays readable."""
-    return max(1, 128 // size)
 
 
 def output_names(paths: Sequence[Path], suffix: str) -> list[str]:
@@ -65,14 +64,16 @@ def translate(ctx: TaskContext, inputs: tuple[Path, ...], direction: str, batch_
         save_png(_as_array(image), ctx.out / name)
     side_by_side = torch.stack([originals, translated], dim=1).flatten(0, 1)
     grid = make_grid((side_by_side + 1) / 2, nrow=2 * min(PAIRS_PER_GRID_ROW, len(paths)))
-    grid_path = save_png(upscale(grid, grid_scale(size)), ctx.out / "translate_grid.png")
+    captions = ("original", target) * min(PAIRS_PER_GRID_ROW, len(paths))
+    grid = caption_grid(upscale(grid, grid_scale(size)), columns=captions)
+    grid_path = save_png(grid, ctx.out / "translate_grid.png")
     ctx.done(ctx.out, f"{len(paths)} {direction} translations and {grid_path.name}")
 
 
 def roundtrip(ctx: TaskContext, n: int) -> None:
     """Rows of black, → blond, → black again, blond, → black, → blond again, from held-out data when there is."""
     data = ctx.data()
-    pair = data.val if data.val is not None and len(data.val) else data.train
+    pair = data.held_out()
     recipe = ctx.recipe
     a = recipe.source_images(pair, "a", min(n, len(pair.a)))
     b = recipe.source_images(pair, "b", min(n, len(pair.b)))
@@ -82,6 +83,6 @@ def roundtrip(ctx: TaskContext, n: int) -> None:
 
 
 def save_roundtrip_grid(rows: torch.Tensor, path: Path) -> Path:
-    """Six columns per row (see :func:`zoo_cyclegan_hair.recipe.roundtrip_rows`), enlarged when small."""
+    """Six captioned columns per row (see :func:`zoo_cyclegan_hair.recipe.roundtrip_rows`), enlarged when small."""
     grid = make_grid((rows.clamp(*VALUE_RANGE) + 1) / 2, nrow=6)
-    return save_png(upscale(grid, grid_scale(rows.shape[-1])), path)
+    return save_png(caption_grid(upscale(grid, grid_scale(rows.shape[-1])), columns=ROUNDTRIP_COLUMNS), path)

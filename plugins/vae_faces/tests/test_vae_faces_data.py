@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 from zoo_vae_faces.arithmetic import attribute_atoms
-from zoo_vae_faces.data import held_out, join, load_faces, split_faces
+from zoo_vae_faces.data import join, load_faces, split_faces
 
 from zoo_core.api import DataError, DataSource, ImageSet
 
@@ -136,8 +136,8 @@ def test_every_kth_item_validates_and_join_restores_the_order() -> None:
     assert data.val.labels["glasses"].tolist() == [1, 1, 0, 0, 0]
     assert len(data.train) == 15 and not set(data.train.images[:, 0, 0, 0].tolist()) & {2, 6, 10, 14, 18}
     assert torch.equal(join(data).images, faces.images)
-    assert held_out(data) is data.val
+    assert data.held_out() is data.val
     assert len(split_faces(faces, DataSource(val_split=0.0), CONFIG).val) == 0
-    assert held_out(split_faces(faces, DataSource(val_split=0.0), CONFIG)).images.shape[0] == 20
+    assert split_faces(faces, DataSource(val_split=0.0), CONFIG).held_out().images.shape[0] == 20
     with pytest.raises(DataError, match="val_split"):
         split_faces(faces, DataSource(val_split=1.5), CONFIG)

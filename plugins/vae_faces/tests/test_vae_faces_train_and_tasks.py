@@ -10,10 +10,20 @@ import pytest
 import torch
 from click.testing import Result
 from PIL import Image
+from zoo_vae_faces.expression import parse_expression
 from zoo_vae_faces.networks import kl_per_item, reparameterise
 from zoo_vae_faces.recipe import VaeFacesRecipe
+from zoo_vae_faces.tasks import term_captions
 
-from zoo_core.api import DataSource, RegisteredModel, StepContext, UsageError, resolve_config, to_float
+from zoo_core.api import (
+    CAPTION_BAND,
+    DataSource,
+    RegisteredModel,
+    StepContext,
+    UsageError,
+    resolve_config,
+    to_float,
+)
 
 Zoo = Callable[..., Result]
 
@@ -78,20 +88,34 @@ def generate(zoo: Zoo, run_dir: Path, *args: str | Path) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-@pytest.mark.parametrize(("task", "args", "tiles"), [
-    ("sample", ["--n", "5", "--columns", "5"], (1, 5)),
-    ("reconstruct", ["--n", "3"], (2, 3)),
-    ("interpolate", ["0", "7", "--steps", "4"], (1, 6)),
-    ("arithmetic", ["glasses&male - glasses&~male + ~glasses&~male", "--group-size", "2", "--rows", "2"], (2, 4)),
+@pytest.mark.parametrize(("task", "args", "tiles", "captions"), [
+    ("sample", ["--n", "5", "--columns", "5"], (1, 5), None),
+    ("reconstruct", ["--n", "3"], (2, 3), "rows"),
+    ("interpolate", ["0", "7", "--steps", "4"], (1, 6), None),
+    ("arithmetic", ["glasses&male - glasses&~male + ~glasses&~male", "--group-size", "2", "--rows", "2"], (2, 4),
+     "columns"),
 ])
 def test_each_task_writes_a_png(zoo: Zoo, tiny_run: Path, tmp_path: Path, task: str, args: list[str],
-                                tiles: tuple[int, int], size: int) -> None:
+                                tiles: tuple[int, int], captions: str | None, size: int) -> None:
     out = tmp_path / f"{task}.png"
     code, output = generate(zoo, tiny_run, task, *args, "--out", out)
     assert code == 0, output
     rows, columns = tiles
     scale = 128 // size
-    assert Image.open(out).size == (scale * (columns * (size + 2) + 2), scale * (rows * (size + 2) + 2))
+    width, height = scale * (columns * (size + 2) + 2), scale * (rows * (size + 2) + 2)
+    written = Image.open(out).size
+    if captions == "columns":  # a caption band above the columns: the terms, then "= result"
+        assert written == (width, height + CAPTION_BAND)
+    elif captions == "rows":  # captions left of the rows: face, decoded
+        assert written[0] > width and written[1] == height
+    else:
+        assert written == (width, height)
+
+
+def test_arithmetic_columns_are_captioned_with_their_terms() -> None:
+    parsed = parse_expression("glasses&male - glasses&~male + [a.png,b.png]")
+    assert term_captions(parsed) == ["glasses&male", "- glasses&~male", "+ [a.png,b.png]", "= result"]
+    assert term_captions(parse_expression("-male"))[0] == "- male"
 
 
 def test_tasks_accept_image_files(zoo: Zoo, tiny_run: Path, tmp_path: Path, size: int) -> None:

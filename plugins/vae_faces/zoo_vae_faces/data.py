@@ -94,7 +94,3 @@ def join(data: TrainingData) -> ImageSet:
                     labels={k: torch.cat([v, val.labels[k]]) for k, v in train.labels.items()},
                     masks=masks, names=names, classes=train.classes)
 
-
-def held_out(data: TrainingData) -> ImageSet:
-    """The validation part, or the training part when nothing was held out."""
-    return data.val if data.val is not None and len(data.val) > 0 else data.train

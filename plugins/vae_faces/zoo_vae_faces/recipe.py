@@ -22,7 +22,7 @@ from zoo_core.api import (
     linear_decay,
     to_float,
 )
-from zoo_vae_faces.data import held_out, join, load_faces, split_faces
+from zoo_vae_faces.data import join, load_faces, split_faces
 from zoo_vae_faces.networks import (
     Decoder,
     Encoder,
@@ -136,7 +136,7 @@ class VaeFacesRecipe(Recipe):
 
     def sample_grid(self, networks: Mapping[str, nn.Module], data: Any, device: torch.device) -> torch.Tensor | None:
         """Held-out faces, their reconstructions (from mu), then decodes of fixed latent draws."""
-        faces: ImageSet = held_out(data)
+        faces: ImageSet = data.held_out()
         images = to_float(faces.images[:GRID_ITEMS]).to(device)
         z = torch.randn(GRID_SAMPLES, self.latent_dim, generator=torch.Generator().manual_seed(0)).to(device)
         encoder, decoder = networks["encoder"], networks["decoder"]
@@ -149,7 +149,7 @@ class VaeFacesRecipe(Recipe):
     def data_inputs(self, graph: str, data: TrainingData, batch: int,
                     networks: Mapping[str, nn.Module]) -> tuple[torch.Tensor, ...] | None:
         """Real faces for ``encoder``; their encodings (mu) for ``decoder``."""
-        faces: ImageSet = held_out(data)
+        faces: ImageSet = data.held_out()
         faces = faces if len(faces) >= batch else join(data)
         images = to_float(faces.images[:batch])
         if graph == "encoder":

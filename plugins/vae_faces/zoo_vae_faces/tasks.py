@@ -10,7 +10,10 @@ from zoo_core.api import (
     ImageSet,
     TaskContext,
     UsageError,
+    caption_grid,
+    grid_scale,
     load_images,
+    make_grid,
     save_grid,
     save_png,
     stack_rows,
@@ -18,14 +21,12 @@ from zoo_core.api import (
     upscale,
 )
 from zoo_vae_faces.arithmetic import arithmetic_images, gather_terms, report_terms
-from zoo_vae_faces.data import held_out, join
-from zoo_vae_faces.expression import PathList, parse_expression
-
-TILE_PIXELS = 128  # small faces are enlarged to about this size in the saved grids
+from zoo_vae_faces.data import join
+from zoo_vae_faces.expression import Expression, PathList, parse_expression
 
 
 def _scale(ctx: TaskContext) -> int:
-    return max(1, TILE_PIXELS // int(ctx.config["image_size"]))
+    return grid_scale(int(ctx.config["image_size"]))
 
 
 def _encode(ctx: TaskContext, images: torch.Tensor) -> torch.Tensor:
@@ -45,14 +46,15 @@ def sample(ctx: TaskContext, n: int, columns: int) -> None:
 
 def reconstruct(ctx: TaskContext, n: int, columns: int) -> None:
     """Held-out faces (drawn with the seed) above their reconstructions decoded from mu."""
-    faces = held_out(ctx.data())
+    faces = ctx.data().held_out()
     picked = torch.randperm(len(faces), generator=ctx.generator())[:n]
     images = to_float(faces.images.index_select(0, picked))
     reconstructions = _decode(ctx, _encode(ctx, images))
     rows = []
     for start in range(0, len(images), columns):
         rows += [images[start:start + columns], reconstructions[start:start + columns]]
-    path = save_png(upscale(stack_rows(rows), _scale(ctx)), ctx.output("reconstructions.png"))
+    grid = caption_grid(upscale(stack_rows(rows), _scale(ctx)), rows=["face", "decoded"] * (len(rows) // 2))
+    path = save_png(grid, ctx.output("reconstructions.png"))
     ctx.done(path, f"{len(images)} faces and their reconstructions")
 
 
@@ -94,5 +96,15 @@ def arithmetic(ctx: TaskContext, expression: str, group_size: int, rows: int) ->
             report_terms(terms, group_size)
         grids.append(arithmetic_images(terms, lambda x: _encode(ctx, x), lambda z: _decode(ctx, z)))
     images = torch.cat(grids)
-    path = save_grid(images, ctx.output("arithmetic.png"), nrow=len(parsed.terms) + 1, scale=_scale(ctx))
+    grid = upscale(make_grid(images, nrow=len(parsed.terms) + 1), _scale(ctx))
+    path = save_png(caption_grid(grid, columns=term_captions(parsed)), ctx.output("arithmetic.png"))
     ctx.done(path, f"{parsed} (each term's decoded mean, then the result; {rows} draw(s))")
+
+
+def term_captions(parsed: Expression) -> list[str]:
+    """One caption per grid column: each signed term (its decoded mean encoding), then "= result"."""
+    captions = []
+    for index, term in enumerate(parsed.terms):
+        sign = "-" if term.sign < 0 else "+"
+        captions.append(f"{sign} {term}" if index or term.sign < 0 else str(term))
+    return [*captions, "= result"]
