@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "TaskSpec": "zoo_core.spec:TaskSpec",
     "DataLayout": "zoo_core.spec:DataLayout",
     "RuntimeSpec": "zoo_core.spec:RuntimeSpec",
+    "QualityBar": "zoo_core.spec:QualityBar",
     "RegisteredModel": "zoo_core.plugins:RegisteredModel",
     # -- errors: one clear line on stderr, never a traceback --------------------------------------------------
     "ZooError": "zoo_core.errors:ZooError",

@@ -7,8 +7,17 @@ from pathlib import Path
 
 import click
 
-from zoo_core import hookimpl
-from zoo_core.spec import DataLayout, GraphSpec, ModelSpec, NetworkSpec, Preset, QualityBar, TaskSpec, TensorSpec
+from zoo_core.api import (
+    DataLayout,
+    GraphSpec,
+    ModelSpec,
+    NetworkSpec,
+    Preset,
+    QualityBar,
+    TaskSpec,
+    TensorSpec,
+    hookimpl,
+)
 
 # Shared by both presets: the book's network and data handling.
 NETWORK = {"h_dim": 200, "z_dim": 20, "val_split": 0.1, "amp": False}

@@ -9,10 +9,18 @@ import torch
 from torch import nn
 
 from zoo_ae_mnist.networks import IMAGE_SIZE, AutoencoderGraph, DecoderGraph, EncoderGraph, build_networks
-from zoo_core.data.errors import DataError
-from zoo_core.data.imageset import ImageSet, to_float
-from zoo_core.errors import UsageError
-from zoo_core.recipe import Batches, BestMetric, DataSource, Recipe, StepContext, TrainingData
+from zoo_core.api import (
+    Batches,
+    BestMetric,
+    DataError,
+    DataSource,
+    ImageSet,
+    Recipe,
+    StepContext,
+    TrainingData,
+    UsageError,
+    to_float,
+)
 
 # The embedded digits are drawn with a fixed seed, so every run (whatever its --seed) shares one cached set.
 EMBEDDED_SEED = 0
@@ -43,13 +51,13 @@ class AutoencoderRecipe(Recipe):
         if source.data_a is not None or source.data_b is not None:
             raise UsageError("ae_mnist reads a single MNIST folder: pass --data DIR, not --data-a/--data-b")
         if source.data is None:
-            from zoo_core.data.procedural import cached
+            from zoo_core.api import cached
 
             count = int(self.config["embedded_items"])
             data = cached("digits", count, EMBEDDED_SEED, IMAGE_SIZE)
             origin = f"{count} embedded procedural digits"
         else:
-            from zoo_core.data.mnist import load_mnist
+            from zoo_core.api import load_mnist
 
             data = load_mnist(source.data)
             origin = f"MNIST from {source.data}"
@@ -96,14 +104,14 @@ class AutoencoderRecipe(Recipe):
 
     def sample_grid(self, networks: Mapping[str, nn.Module], data: TrainingData,
                     device: torch.device) -> torch.Tensor | None:
-        originals = to_float(_shown_images(data).images[:SAMPLE_COLUMNS]).to(device)
+        originals = to_float(data.held_out().images[:SAMPLE_COLUMNS]).to(device)
         reconstruction = networks["decoder"](networks["encoder"](originals.flatten(1)))
         return torch.cat([originals, reconstruction.view_as(originals)]).cpu()
 
     # -- export ----------------------------------------------------------------------
     def data_inputs(self, graph: str, data: TrainingData, batch: int,
                     networks: Mapping[str, nn.Module]) -> tuple[torch.Tensor, ...] | None:
-        images = to_float(_shown_images(data).images[:batch])
+        images = to_float(data.held_out().images[:batch])
         if graph in ("encoder", "autoencoder"):
             return (images,)
         if graph == "decoder":
@@ -112,11 +120,6 @@ class AutoencoderRecipe(Recipe):
             with torch.no_grad():
                 return (encoder(images.flatten(1).to(device)).cpu(),)
         return None
-
-
-def _shown_images(data: TrainingData) -> ImageSet:
-    """The held-out images when there are any (what sample grids and export checks show), else the training ones."""
-    return data.val if data.val is not None and len(data.val) else data.train
 
 
 def _check_images(data: ImageSet, origin: str) -> None:
@@ -130,7 +133,7 @@ def _check_images(data: ImageSet, origin: str) -> None:
 def reconstruction_mse(graph: str, run: Any, data: TrainingData, recipe: Recipe, limit: int = 256) -> float:
     """Mean squared error per pixel of held-out reconstructions made through ``graph`` (the int8 quality bar):
     the autoencoder graph alone, else encoder then decoder, ``run(name, *inputs)`` running each."""
-    images = to_float(_shown_images(data).images[:limit])
+    images = to_float(data.held_out().images[:limit])
     if graph == "autoencoder":
         reconstruction = run("autoencoder", images)[0]
     else:

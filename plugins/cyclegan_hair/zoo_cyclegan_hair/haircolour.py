@@ -41,10 +41,10 @@ def translation_success(graph: str, run: Any, data: Any, recipe: Any, limit: int
     The int8 quality bar of the generators (``zoo export --int8``): ``run(graph, images)`` runs the graph under
     test, ``data`` is the recipe's TrainingData (held-out part preferred), ``recipe`` crops like evaluation does.
     """
-    from zoo_core.errors import ZooError
+    from zoo_core.api import ZooError
     from zoo_cyclegan_hair.recipe import GRAPHS
 
-    pair = data.val if data.val is not None and len(data.val) else data.train
+    pair = data.held_out()
     source = pair.domain(GRAPHS[graph][1])
     if source.masks is None:
         raise ZooError(f"{graph}: the hair-colour test needs hair masks, which only the embedded portraits have")

@@ -7,8 +7,17 @@ from pathlib import Path
 
 import click
 
-from zoo_core import hookimpl
-from zoo_core.spec import DataLayout, GraphSpec, ModelSpec, NetworkSpec, Preset, QualityBar, TaskSpec, TensorSpec
+from zoo_core.api import (
+    DataLayout,
+    GraphSpec,
+    ModelSpec,
+    NetworkSpec,
+    Preset,
+    QualityBar,
+    TaskSpec,
+    TensorSpec,
+    hookimpl,
+)
 
 NAME = "cyclegan_hair"
 
