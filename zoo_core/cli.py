@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,27 +41,65 @@ class ZooGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs["standalone_mode"] = False
-        try:
-            return super().main(*args, **kwargs)
-        except click.exceptions.Exit as done:
-            sys.exit(done.exit_code)
-        except click.Abort:
-            print("zoo: aborted", file=sys.stderr)
-            sys.exit(130)
-        except click.UsageError as error:
-            command = error.ctx.command_path if error.ctx else "zoo"
-            print(f"zoo: {error.format_message()} (see `{command} --help`)", file=sys.stderr)
-            sys.exit(2)
-        except click.ClickException as error:
-            print(f"zoo: {error.format_message()}", file=sys.stderr)
-            sys.exit(error.exit_code)
-        except UnknownName as error:
-            print(f"zoo: {error}", file=sys.stderr)
-            sys.exit(2)
-        except ZooError as error:
-            message = str(error)
-            print(message if message.startswith("zoo: ") else f"zoo: {message}", file=sys.stderr)
-            sys.exit(error.exit_code)
+        # Library warnings (numpy, PIL, torch) are held back: an error is then exactly one line, and a
+        # success reports each distinct warning once, as one line, after the command's own output.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            try:
+                result = super().main(*args, **kwargs)
+            except click.exceptions.Exit as done:
+                if done.exit_code == 0:
+                    _print_warnings(caught)
+                sys.exit(done.exit_code)
+            except click.Abort:
+                _error_line("aborted")
+                sys.exit(130)
+            except click.UsageError as error:
+                command = error.ctx.command_path if error.ctx else "zoo"
+                _error_line(f"{error.format_message()} (see `{command} --help`)")
+                sys.exit(2)
+            except click.ClickException as error:
+                _error_line(error.format_message())
+                sys.exit(error.exit_code)
+            except UnknownName as error:
+                _error_line(str(error))
+                sys.exit(2)
+            except ZooError as error:
+                _error_line(str(error))
+                sys.exit(error.exit_code)
+            except MemoryError:
+                _error_line("out of memory; use smaller sizes (--set, --batch-size) or a machine with more memory")
+                sys.exit(1)
+            _print_warnings(caught)
+            return result
+
+
+def one_line(text: str) -> str:
+    """``text`` fit for one stderr line: newlines, other control characters and undecodable bytes (from file
+    names) escaped, so user input cannot add lines or terminal escapes to an error."""
+    return "".join(_escaped(ch) for ch in text)
+
+
+def _escaped(ch: str) -> str:
+    if 0xD800 <= ord(ch) <= 0xDFFF:  # a byte of a file name that is not UTF-8 (surrogateescape)
+        return f"\\x{ord(ch) & 0xFF:02x}"
+    if ch.isprintable() or ch == " ":
+        return ch
+    return ch.encode("unicode_escape").decode("ascii")
+
+
+def _error_line(message: str) -> None:
+    message = message.removeprefix("zoo: ")
+    print(f"zoo: {one_line(message)}", file=sys.stderr)
+
+
+def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    seen = set()
+    for item in caught:
+        line = one_line(" ".join(f"{item.category.__name__}: {item.message}".split()))
+        if line not in seen:
+            seen.add(line)
+            print(f"zoo: warning: {line}", file=sys.stderr)
 
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -245,7 +284,7 @@ def plugin_new(name: str, directory: Path | None) -> None:
 @click.option("--batch-size", type=click.IntRange(min=1))
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True))
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Override any preset value.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
 @click.option("--resume", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -287,7 +326,7 @@ GENERATE_OPTIONS = [
                  help="Export directory for --runtime onnxruntime (default: exports/MODEL)."),
     click.Option(["--device"], type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True),
     click.Option(["--out"], type=click.Path(path_type=Path), default=None, help="Output file or folder."),
-    click.Option(["--seed"], type=int, default=0, show_default=True),
+    click.Option(["--seed"], type=click.IntRange(0, 2**32 - 1), default=0, show_default=True),
     click.Option(["--data"], type=click.Path(exists=True, file_okay=False, path_type=Path)),
     click.Option(["--data-a"], type=click.Path(exists=True, file_okay=False, path_type=Path)),
     click.Option(["--data-b"], type=click.Path(exists=True, file_okay=False, path_type=Path)),

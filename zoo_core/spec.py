@@ -8,6 +8,7 @@ behind import strings (``"package.module:Name"``) that the core imports on deman
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -189,9 +190,12 @@ class ModelSpec:
     tags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        check_name("model", self.name)
         for kind, items in (("network", self.networks), ("graph", self.graphs),
                             ("preset", self.presets), ("task", self.tasks)):
             names = [item.name for item in items]
+            for name in names:
+                check_name(f"model {self.name!r}: {kind}", name)
             if len(set(names)) != len(names):
                 raise ValueError(f"model {self.name!r}: duplicate {kind} names in {names}")
         preset_names = {p.name for p in self.presets}
@@ -229,6 +233,21 @@ class RuntimeSpec:
     name: str
     summary: str
     loader: str
+
+    def __post_init__(self) -> None:
+        check_name("runtime", self.name)
+
+
+# Plugin-supplied names become directory and file names (runs/MODEL, GRAPH.onnx) and command names: a letter,
+# then letters, digits, "_" or "-" (no "/", "..", dots or spaces), at most 64 characters.
+SAFE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+def check_name(kind: str, name: Any) -> None:
+    """Refuse a name that is not a safe identifier (a plugin's load error, isolated like any other)."""
+    if not isinstance(name, str) or not SAFE_NAME.match(name):
+        raise ValueError(f"{kind} name {str(name)[:80]!r} is not a safe identifier (a letter, then letters, "
+                         "digits, _ or -, at most 64 characters)")
 
 
 def load_object(reference: str) -> Any:

@@ -12,7 +12,7 @@ import click
 
 from zoo_bench.choices import COMPILE_MODES, DEVICES, MEMORY_FORMATS, RUNTIMES
 from zoo_core.cli import MODEL
-from zoo_core.errors import UsageError
+from zoo_core.errors import UsageError, ZooError
 
 
 def split_names(text: str | None, option: str) -> tuple[str, ...]:
@@ -103,9 +103,12 @@ def cell_progress(total: int, enabled: bool) -> Iterator[Callable[[Any, Any], No
 @click.option("--cuda-graph", is_flag=True, help="onnxruntime on CUDA: capture and replay a CUDA graph.")
 @click.option("--memory-format", type=click.Choice(MEMORY_FORMATS), default="auto", show_default=True,
               help="torch: auto uses channels_last for convolutions in fp16/bf16 on CUDA.")
-@click.option("--peak-size", type=click.IntRange(min=64), help="Side of the square matmul that measures the peak "
-              "(default: 2048 on CPU, 8192 on CUDA).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights and inputs.")
+# Below 512 a matmul is too short to time against its launch overhead (64 read as 87,589% of peak); above 16384
+# its operands alone need 3 GB.
+@click.option("--peak-size", type=click.IntRange(min=512, max=16384), help="Side of the square matmul that measures "
+              "the peak (default: 2048 on CPU, 8192 on CUDA).")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Seed of the random weights and inputs.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def bench_command(model: str, graphs: str | None, runtimes: str, precisions: str, device: str,
                   batch_sizes: str | None, preset: str | None, assignments: tuple[str, ...], checkpoint: Path | None,
@@ -137,10 +140,11 @@ def bench_command(model: str, graphs: str | None, runtimes: str, precisions: str
                         warmup_seconds=warmup_seconds),
         compile_mode=compile_mode, cuda_graph=cuda_graph, memory_format=memory_format, seed=seed,
         peak_size=peak_size)
+    if device == "cuda" and not _cuda_available():
+        # as `zoo train --device cuda` does: asking for an absent device is a usage error, not a table of skips
+        raise UsageError("--device cuda: no CUDA device is available here; use --device cpu or auto")
     with Benchmark(options) as bench:
         cells = plan_cells(registered, options, bench.device)
-        if bench.device.type == "cuda" and device == "cuda" and not _cuda_available():
-            print("zoo: --device cuda: CUDA is not available here; every cell is skipped", file=sys.stderr)
         with cell_progress(len(cells), not no_progress) as on_cell:
             bench.on_cell = on_cell
             bench.run_model(registered, cells)
@@ -152,6 +156,12 @@ def bench_command(model: str, graphs: str | None, runtimes: str, precisions: str
         if path is not None:
             write(report, path)
             click.echo(f"zoo: wrote {what} to {path}", err=True)
+    failed = [cell for cell in report.cells if cell.status == "failed"]
+    if failed:
+        # a runtime that cannot load or run is an error, as `zoo generate` on the same export says
+        first = failed[0]
+        raise ZooError(f"{len(failed)} of the cells failed (table above); first: {first.graph} batch {first.batch} "
+                       f"{first.runtime} {first.precision}: {first.reason}")
 
 
 def _cuda_available() -> bool:
