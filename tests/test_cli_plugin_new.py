@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from zoo_core.api import API_VERSION, compatible_range
 from zoo_core.cli import cli
 from zoo_core.errors import UsageError
 from zoo_core.scaffold import write_plugin
 
 EXPECTED_FILES = {
-    "pyproject.toml", "README.md", ".gitignore", ".github/workflows/test.yml", ".github/workflows/publish.yml",
+    "pyproject.toml", "README.md", "LICENSE", ".gitignore",
+    ".github/workflows/test.yml", ".github/workflows/publish.yml",
     "zoo_my_model/__init__.py", "zoo_my_model/plugin.py", "zoo_my_model/networks.py", "zoo_my_model/data.py",
     "zoo_my_model/recipe.py", "zoo_my_model/tasks.py", "tests/test_plugin.py",
 }
@@ -44,12 +46,15 @@ def test_writes_a_complete_package(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg"]  # no staging folder left behind
 
 
-def test_pyproject_declares_the_entry_point_and_the_setuptools_backend(tmp_path: Path) -> None:
-    project = tomllib.loads((write_plugin("my_model", tmp_path / "pkg") / "pyproject.toml").read_text())
-    assert project["build-system"]["build-backend"] == "setuptools.build_meta"
+def test_pyproject_declares_the_entry_point_the_licence_and_the_api_range(tmp_path: Path) -> None:
+    package = write_plugin("my_model", tmp_path / "pkg")
+    project = tomllib.loads((package / "pyproject.toml").read_text())
+    assert project["build-system"] == {"requires": ["setuptools>=77"], "build-backend": "setuptools.build_meta"}
     assert project["project"]["name"] == "zoo-my-model"
     assert project["project"]["entry-points"]["zoo"] == {"my_model": "zoo_my_model.plugin"}
-    assert any(d.startswith("zoo-core>=") for d in project["project"]["dependencies"])
+    assert project["project"]["license"] == "MIT" and project["project"]["license-files"] == ["LICENSE"]
+    assert (package / "LICENSE").read_text().startswith("MIT License\n\nCopyright (c) ")
+    assert compatible_range(API_VERSION) in project["project"]["dependencies"]
 
 
 def test_generated_spec_is_valid_and_named_after_the_plugin(tmp_path: Path, monkeypatch) -> None:
@@ -134,7 +139,8 @@ def test_generated_package_installs_and_passes_its_own_tests(tmp_path: Path, pip
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(package / "tests")],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600, env=zoo_env(site))
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert re.search(r"\b7 passed\b", done.stdout) and "skipped" not in done.stdout, done.stdout[-2000:]
+    # every test ran, `zoo export` in-process included (zoo-export is installed here)
+    assert re.search(r"\b8 passed\b", done.stdout) and "skipped" not in done.stdout, done.stdout[-2000:]
 
 
 def test_the_zoo_core_wheel_ships_the_templates(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ renamed into place, so an interrupted run leaves nothing half-written behind.
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
 import os
 import re
@@ -13,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from zoo_core import __version__
+from zoo_core.api import API_VERSION, compatible_range
 from zoo_core.errors import UsageError
 
 TEMPLATE_DIR = Path(__file__).parent / "scaffold_template"
@@ -47,7 +48,10 @@ def names_for(name: str) -> dict[str, str]:
         "distribution": f"zoo-{name.replace('_', '-')}",
         "class_name": "".join(part.capitalize() for part in name.split("_")),
         "title": name.replace("_", " ").capitalize(),
-        "zoo_version": __version__,
+        # The generated package pins the API it is written against; zoo-export releases alongside zoo-core.
+        "zoo_requirement": compatible_range(API_VERSION),
+        "export_requirement": compatible_range(API_VERSION).replace("zoo-core", "zoo-export"),
+        "year": str(datetime.date.today().year),
     }
 
 
