@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -69,4 +70,15 @@ def serve_command(models: tuple[str, ...], exports: tuple[Path, ...], host: str,
         return
     app = create_app(settings)
     print(f"zoo serve: http://{host}:{port}/ (gallery), /docs (OpenAPI), /v2 (KServe v2)", file=sys.stderr, flush=True)
-    uvicorn.run(app, **config)
+    # uvicorn drains on SIGTERM, then raises the signal again with the handler it found; this one lets the
+    # command return, so a drained shutdown exits 0 instead of dying by the signal
+    previous = signal.signal(signal.SIGTERM, _drained)
+    try:
+        uvicorn.run(app, **config)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print("zoo serve: stopped", file=sys.stderr)
+
+
+def _drained(signum: int, frame: object) -> None:
+    """SIGTERM after uvicorn's graceful shutdown: nothing left to do."""
