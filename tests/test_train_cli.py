@@ -56,6 +56,7 @@ def invoke(*args: str) -> Result:
     (("--data", "no/such/dir"), "'--data': Directory 'no/such/dir' does not exist"),
     (("--set", "zdim=3"), "has no setting 'zdim' (did you mean z_dim?)"),
     (("--set", "batch_size=many"), "batch_size must be an integer like 64, got 'many'"),
+    (("--set", "amp=maybe"), "amp must be true or false, got 'maybe'"),
     (("--set", "novalue"), "--set takes KEY=VALUE, got 'novalue'"),
     (("--lr", "0"), "'--lr': 0.0 is not in the range x>0"),
     (("--device", "tpu"), "'--device': 'tpu' is not one of"),

@@ -40,11 +40,11 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     if default is None:
         return value
     if value is None:
-        raise UsageError(f"{key} must be {_kind(default)} like {default!r}, got null")
+        raise UsageError(f"{key} must be {_expected(default)}, got null")
     if isinstance(default, str) and not isinstance(value, str):
-        raise UsageError(f"{key} must be {_kind(default)} like {default!r}, got {_show(value)}")
+        raise UsageError(f"{key} must be {_expected(default)}, got {_show(value)}")
     if isinstance(default, (int, float)) and not isinstance(default, bool) and isinstance(value, (list, dict)):
-        raise UsageError(f"{key} must be {_kind(default)} like {default!r}, got {_show(value)}")
+        raise UsageError(f"{key} must be {_expected(default)}, got {_show(value)}")
     try:
         if isinstance(default, bool):
             if isinstance(value, str):
@@ -66,8 +66,13 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         if isinstance(default, (list, tuple)):
             return list(value) if isinstance(value, (list, tuple)) else [value]
     except (TypeError, ValueError, OverflowError):
-        raise UsageError(f"{key} must be {_kind(default)} like {default!r}, got {_show(value)}") from None
+        raise UsageError(f"{key} must be {_expected(default)}, got {_show(value)}") from None
     return value
+
+
+def _expected(default: Any) -> str:
+    """What an override must be, in words: "true or false", or a kind with the preset's value as an example."""
+    return _kind(default) if isinstance(default, bool) else f"{_kind(default)} like {default!r}"
 
 
 def _kind(default: Any) -> str:

@@ -109,7 +109,7 @@ def test_unreadable_manifest_and_missing_export(tiny: Exported, install_host, ex
     assert_one_line_error(generate_on(export_copy, tmp_path / "out"), 1, "has no manifest.json")
     monkeypatch.chdir(tmp_path)
     result = zoo("generate", MODEL, "sample", "--runtime", "onnxruntime", "--device", "cpu")
-    assert_one_line_error(result, 1, "no export directory at exports/tiny_vae", "zoo export")
+    assert_one_line_error(result, 1, "no export directory at exports/tiny_vae", f"run `zoo export {MODEL}`")
 
 
 def test_onnxruntime_with_a_run_directory_points_at_export(tiny: Exported, install_host, tmp_path: Path) -> None:

@@ -115,13 +115,14 @@ class ExportRecord:
         return listed
 
 
-def read_manifest(directory: Path) -> dict[str, Any]:
-    """Parse ``manifest.json``; a missing, unreadable, foreign or newer one is one clear ZooError."""
+def read_manifest(directory: Path, model: str = "MODEL") -> dict[str, Any]:
+    """Parse ``manifest.json``; a missing, unreadable, foreign or newer one is one clear ZooError that says how to
+    make the export of ``model``."""
     path = directory / MANIFEST
     if not directory.is_dir():
-        raise ZooError(f"no export directory at {directory}: run `zoo export MODEL` or pass --export DIR")
+        raise ZooError(f"no export directory at {directory}: run `zoo export {model}` or pass --export DIR")
     if not path.is_file():
-        raise ZooError(f"{directory} has no {MANIFEST}; it is not a zoo export (create one with `zoo export MODEL`)")
+        raise ZooError(f"{directory} has no {MANIFEST}; it is not a zoo export (create one with `zoo export {model}`)")
     try:
         if path.stat().st_size > MAX_MANIFEST_BYTES:
             raise ZooError(f"{path} is {path.stat().st_size} bytes, too large for a manifest; export the model again")
@@ -257,7 +258,7 @@ def verify_files(record: ExportRecord) -> None:
 def load_export(directory: str | Path, model: str | None = None, verify: bool = True) -> ExportRecord:
     """Read and check an export directory (format, model name, file hashes)."""
     directory = Path(directory)
-    record = ExportRecord(directory, read_manifest(directory))
+    record = ExportRecord(directory, read_manifest(directory, model or "MODEL"))
     if model is not None and record.model != model:
         raise ZooError(f"{directory} is an export of {record.model!r}, not {model!r}; "
                        f"pass --export with an export of {model}")
