@@ -59,7 +59,7 @@ def test_unknown_command_is_one_line_and_exit_2(make_host) -> None:
 
 # -- zoo list ------------------------------------------------------------------------------------------------------
 LIST_KEYS = {"name": str, "summary": str, "distribution": str, "version": str, "graphs": list, "presets": list,
-             "tasks": list, "params": int, "tags": list}
+             "tasks": list, "params": int, "params_preset": str, "tags": list}
 
 
 def check_types(item: dict[str, Any], schema: dict[str, type]) -> None:
@@ -82,11 +82,25 @@ def test_list_json_schema_and_order(zoo_models) -> None:
                                                                                 ["sample"], 1_234)
 
 
-def test_list_table_shows_summary_distribution_and_parameters(zoo_models) -> None:
+def test_list_table_shows_summary_and_parameters_at_their_preset(zoo_models) -> None:
     result = invoke("list")
     assert result.exit_code == 0
-    for text in ("dcgan_faces", "zoo-dcgan 0.4.0", "zoo-ae-mnist 1.0.0", "0.00 M", "quick, book", "decoder"):
+    for text in ("dcgan_faces", "cats", "0.00 M at book", "parameters at each model's card preset"):
         assert text in result.stdout
+
+
+def test_list_fits_80_columns_with_whole_names(zoo_models) -> None:
+    result = invoke("list", env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    rows = [line for line in result.stdout.splitlines() if "M at book" in line]
+    assert [row.split()[1] for row in rows] == ["ae_mnist", "dcgan_cats", "dcgan_faces"]
+
+
+def test_an_unknown_task_lists_the_tasks(zoo_models) -> None:
+    result = invoke("generate", "dcgan_cats", "sampel")
+    assert result.exit_code == 2
+    assert result.stderr == "zoo: model dcgan_cats has no task 'sampel'; did you mean sample? tasks: sample\n"
 
 
 def test_list_with_no_models_says_where_to_look(make_host) -> None:
