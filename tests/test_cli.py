@@ -267,3 +267,14 @@ def test_plugin_commands_are_found_without_anyone_adding_them(make_host) -> None
     assert "whisper" in invoke("--help").stdout
     assert json.loads(invoke("plugins", "--json").stdout)[-1]["commands"] == ["list", "whisper"]
     assert host.records["zoo-whisper"].commands == ["list", "whisper"]
+
+
+@pytest.mark.parametrize("command", ["export", "bench"])
+def test_model_names_complete_for_plugin_commands(make_host, model_spec, command) -> None:
+    import zoo_bench.plugin
+    import zoo_export.plugin
+
+    make_host((ModelsPlugin(model_spec("dcgan_faces"), model_spec("vae_cats")), "zoo-models", "1"),
+              (zoo_export.plugin, "zoo-export", "0.1.0"), (zoo_bench.plugin, "zoo-bench", "0.1.0"))
+    assert complete(f"zoo {command} dc") == ["dcgan_faces"]
+    assert complete(f"zoo {command} ") == ["dcgan_faces", "vae_cats"]
