@@ -144,6 +144,8 @@ class TorchEager:
         self.memory_format = memory_format
 
     def skip_reason(self, device: torch.device, precision: str) -> str | None:
+        if precision == "int8":
+            return "int8 runs as onnxruntime QDQ graphs (zoo export --int8); torch has no int8 path here"
         return cuda_skip_reason(device) or autocast_skip_reason(device, precision)
 
     def module_and_inputs(self, case: GraphCase, inputs: tuple[torch.Tensor, ...],

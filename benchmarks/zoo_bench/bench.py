@@ -23,11 +23,12 @@ from typing import Any
 
 import torch
 
+from zoo_bench.aoti_backend import AotiPackages
 from zoo_bench.backends import Backend, GraphCase, TorchCompile, TorchEager
 from zoo_bench.choices import COMPILE_MODES, MEMORY_FORMATS, PRECISIONS, RUNTIMES
 from zoo_bench.machine import describe_machine, usable_cores
 from zoo_bench.measure import Peak, config_differs, count_gflops, measure_peak
-from zoo_bench.ort_backend import OnnxRuntime
+from zoo_bench.ort_backend import OnnxRuntime, measure_int8_peak
 from zoo_bench.sources import load_weights, onnx_files, resolve_source
 from zoo_bench.timing import TimingRule, time_calls, warm_up
 from zoo_core.errors import UsageError
@@ -36,7 +37,8 @@ from zoo_core.plugins import RegisteredModel
 BASELINE = ("torch", "fp32")
 DEFAULT_BATCH_SIZES = {"cpu": (1, 8), "cuda": (1, 8, 64)}
 # Relative L2 error allowed against torch fp32 when a graph's spec does not say (GraphSpec.tolerance).
-DEFAULT_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 5e-2}
+# int8: static quantization is checked by task quality at export; here the relative L2 bar only catches a broken graph.
+DEFAULT_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 5e-2, "int8": 0.15}
 SCHEMA = "zoo-bench/1"
 
 
@@ -242,6 +244,7 @@ class Benchmark:
             "torch": TorchEager(options.memory_format),
             "torch-compile": TorchCompile(options.compile_mode, options.memory_format),
             "onnxruntime": OnnxRuntime(self.threads, options.cuda_graph),
+            "aoti": AotiPackages(),
             **(backends or {}),
         }
         check_options(options, list(self.backends))
@@ -263,6 +266,8 @@ class Benchmark:
 
     def close(self) -> None:
         self.workdir.cleanup()
+        for backend in self.backends.values():
+            getattr(backend, "close", lambda: None)()  # e.g. the aoti packages' folder
 
     def __enter__(self) -> Benchmark:
         return self
@@ -274,6 +279,10 @@ class Benchmark:
         """The device's matmul peak in ``precision``, measured once per run."""
         if self.device.type == "cuda" and not torch.cuda.is_available():
             return None
+        if precision == "int8" and self.device.type != "cpu":
+            return None  # int8 graphs run on onnxruntime's CPU EP only
+        if precision == "int8" and precision not in self.report.peaks:
+            self.report.peaks[precision] = measure_int8_peak(self.threads, self.options.rule.min_seconds)
         if precision not in self.report.peaks:
             with bench_environment(self.device, self.threads):
                 self.report.peaks[precision] = measure_peak(self.device, precision, self.options.rule.min_seconds,

@@ -10,6 +10,7 @@ dictionary, no output allocation and no host copy per run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import time
 from collections.abc import Sequence
@@ -48,6 +49,8 @@ class OnnxRuntime:
             return reason
         if precision == "bf16":
             return "no bf16 ONNX models: zoo export writes fp32 and fp16 (--fp16) models"
+        if precision == "int8" and device.type != "cpu":
+            return "int8 QDQ graphs are timed on onnxruntime's CPU EP (CUDA int8 needs TensorRT)"
         if precision == "fp16" and device.type == "cpu":
             return "onnxruntime's CPU execution provider lacks fp16 kernels for most ops; fp16 is for --device cuda"
         if device.type == "cuda":
@@ -105,3 +108,30 @@ class OnnxRuntime:
                         min_warmup_runs=CUDA_GRAPH_WARMUP_RUNS if settings.cuda_graph else 0,
                         diagnostic_seconds=diagnostic)
 
+
+
+def measure_int8_peak(threads: int, seconds: float = 1.0, size: int = 2048) -> Any:
+    """The int8 ceiling: median GOP/s of an n×n ``MatMulInteger`` (uint8 × int8 → int32) in onnxruntime's CPU EP,
+    2 ops per multiply-add, at the benchmark's thread count: what int8 graphs are a share of."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    from zoo_export.sessions import SessionSettings, onnxruntime_module, session_options
+
+    from zoo_bench.measure import Peak
+    from zoo_bench.timing import TimingRule, time_calls
+
+    rng = np.random.default_rng(0)
+    weights = numpy_helper.from_array(rng.integers(-128, 128, (size, size), dtype=np.int8), "b")
+    graph = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["c"])], "int8_peak",
+                              [helper.make_tensor_value_info("a", TensorProto.UINT8, [size, size])],
+                              [helper.make_tensor_value_info("c", TensorProto.INT32, [size, size])], [weights])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    ort = onnxruntime_module()
+    options = session_options(SessionSettings(intra_op_threads=threads))
+    session = ort.InferenceSession(model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"])
+    feed = {"a": rng.integers(0, 256, (size, size), dtype=np.uint8)}
+    call = functools.partial(session.run, None, feed)
+    call()
+    rule = TimingRule(min_seconds=seconds, min_runs=5, max_seconds=max(seconds, 5.0), warmup_seconds=0, warmup_runs=1)
+    timing = time_calls(call, None, rule)
+    return Peak("int8", size, 2 * size**3 / timing.p50 / 1e9, timing.runs)
