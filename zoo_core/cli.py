@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -120,8 +120,7 @@ def model_summary(model: Any) -> dict[str, Any]:
     return {
         "name": spec.name, "summary": spec.summary, "distribution": model.distribution, "version": model.version,
         "graphs": [g.name for g in spec.graphs], "presets": [p.name for p in spec.presets],
-        "tasks": [t.name for t in spec.tasks], "params": spec.total_params, "params_preset": spec.card_preset,
-        "tags": list(spec.tags),
+        "tasks": [t.name for t in spec.tasks], "params": spec.total_params, "tags": list(spec.tags),
     }
 
 
@@ -187,13 +186,10 @@ def list_command(as_json: bool) -> None:
     if not models:
         click.echo("no models installed; see `zoo plugins`")
         return
-    # Three columns so a line fits 80 characters; graphs, tasks and provenance are in `zoo info` and `zoo plugins`.
-    table = _table("models", ["name", "parameters", "summary"])
-    table.columns[0].no_wrap = table.columns[1].no_wrap = True
+    table = _table("models", ["name", "summary", "graphs", "presets", "params", "from"])
     for m in models:
-        _add_row(table, m["name"], f"{m['params'] / 1e6:.2f} M at {m['params_preset']}", m["summary"])
-    table.caption = "parameters at each model's card preset; `zoo info MODEL` shows its networks and presets"
-    table.caption_justify = "left"
+        _add_row(table, m["name"], m["summary"], ", ".join(m["graphs"]), ", ".join(m["presets"]),
+                      f"{m['params'] / 1e6:.2f} M", f"{m['distribution']} {m['version']}")
     _print(table)
 
 
@@ -296,12 +292,25 @@ def plugin_new(name: str, directory: Path | None) -> None:
               help="Continue the run in this directory from its last checkpoint.")
 @click.option("--save-every", type=click.IntRange(min=1), help="Also checkpoint every N steps.")
 @click.option("--no-progress", is_flag=True, help="No progress bar or epoch lines.")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Training processes on this machine (DDP; one per GPU with --device cuda).")
+@click.option("--nnodes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Machines taking part; run the same command on each.")
+@click.option("--rdzv-endpoint", metavar="HOST:PORT", help="Where the machines of a multi-machine run meet.")
+@click.option("--rdzv-timeout", type=click.IntRange(min=1), default=600, show_default=True,
+              help="Seconds to wait for every machine to join.")
+@click.option("--max-restarts", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Restart the processes this many times after one dies; they resume from the last checkpoint.")
 def train_command(model: str, preset: str | None, data: Path | None, data_a: Path | None, data_b: Path | None,
                   strict: bool, val_split: float | None, limit: int | None, epochs: int | None,
                   max_steps: int | None, batch_size: int | None, lr: float | None, assignments: tuple[str, ...],
                   seed: int, device: str, out: Path | None, resume: Path | None, save_every: int | None,
-                  no_progress: bool) -> None:
+                  no_progress: bool, nproc: int, nnodes: int, rdzv_endpoint: str | None,
+                  rdzv_timeout: int, max_restarts: int) -> None:
     """Train MODEL; writes a run directory with checkpoints, metrics and sample grids."""
+    workers_cpp_log = os.environ.get("TORCH_CPP_LOG_LEVEL")
+    if nproc > 1 or nnodes > 1 or rdzv_endpoint is not None:  # read once as torch loads
+        os.environ["TORCH_CPP_LOG_LEVEL"] = "FATAL"  # the launcher's store retries would print C++ stack traces
     from zoo_core.config import parse_assignment
     from zoo_core.engine import TrainOptions, train
     from zoo_core.recipe import DataSource
@@ -313,12 +322,21 @@ def train_command(model: str, preset: str | None, data: Path | None, data_a: Pat
             overrides[key] = value
     if resume is not None and out is not None:
         raise UsageError("--resume continues a run in place; drop --out")
+    from zoo_core import distributed
+
+    if distributed.wants_launch(nproc, nnodes, rdzv_endpoint):
+        ctx = click.get_current_context()
+        distributed.launch(distributed.worker_arguments(ctx.command, ctx.params, "model"), nproc=nproc,
+                           nnodes=nnodes, rdzv_endpoint=rdzv_endpoint, rdzv_timeout=rdzv_timeout,
+                           max_restarts=max_restarts, device=device, workers_cpp_log=workers_cpp_log)
+        return
     source = DataSource(data=data, data_a=data_a, data_b=data_b, strict=strict, val_split=val_split, limit=limit)
     options = TrainOptions(preset=preset, overrides=overrides, source=source, device=device, out=out,
                            resume=resume, max_steps=max_steps, save_every=save_every, seed=seed,
                            progress=not no_progress)
     run_dir = train(registered, options)
-    click.echo(f"run directory: {run_dir}")
+    if distributed.group_from_env().is_main:
+        click.echo(f"run directory: {run_dir}")
 
 
 # -- generation -----------------------------------------------------------------------
@@ -379,15 +397,6 @@ class ModelTasks(click.Group):
 
         return click.Command(task.name, callback=callback, help=task.summary,
                              params=[*task.params, *[_copy_option(o) for o in GENERATE_OPTIONS]])
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        command = super().get_command(ctx, cmd_name)
-        if command is None and not ctx.resilient_parsing:
-            tasks = sorted(self.commands)
-            close = difflib.get_close_matches(cmd_name, tasks, n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise UsageError(f"model {self.name} has no task {cmd_name!r}; {hint}tasks: {', '.join(tasks) or 'none'}")
-        return command
 
 
 def _copy_option(option: click.Option) -> click.Option:

@@ -35,6 +35,7 @@ from zoo_core.checkpoint import (
     save_checkpoint,
 )
 from zoo_core.config import resolve_config
+from zoo_core.distributed import RUN_STAMP_ENV, Group, join_from_env, leave, lost_the_group, wrap_networks
 from zoo_core.errors import UsageError, ZooError
 from zoo_core.models import BEST_CHECKPOINT as BEST
 from zoo_core.models import LAST_CHECKPOINT as LAST
@@ -116,6 +117,7 @@ class TrainingState:
     position: Position
     step: StepContext
     device_cache: dict[int, torch.Tensor] = field(default_factory=dict)
+    trained: dict[str, torch.nn.Module] | None = None  # what training_step gets: DDP replicas under torchrun
 
 
 @dataclass
@@ -161,11 +163,12 @@ def deferred_interrupt() -> Iterator[dict[str, bool]]:
 class Trainer:
     """One training run: fresh or resumed."""
 
-    def __init__(self, model: RegisteredModel, options: TrainOptions) -> None:
+    def __init__(self, model: RegisteredModel, options: TrainOptions, group: Group | None = None) -> None:
         self.model = model
         self.spec = model.spec
         self.options = options
-        self.device = select_device(options.device)
+        self.group = group or Group()
+        self.device = self.group.device or select_device(options.device)
         self.checkpoint: Checkpoint | None = None
         self.resumed_record: dict[str, Any] | None = None
         if options.resume is not None:
@@ -174,6 +177,8 @@ class Trainer:
             self._init_fresh(options)
         self.recipe = build_recipe(model, self.config)
         self.ckpt_dir = self.run_dir / "checkpoints"
+        self.group.check_batch_size(int(self.config["batch_size"]))
+        self.group.barrier()  # every rank has checked the run directory before rank 0 writes to it
 
     # -- set-up ----------------------------------------------------------------------
     def _init_fresh(self, options: TrainOptions) -> None:
@@ -181,8 +186,15 @@ class Trainer:
         self.config = resolve_config(self.spec, preset, options.overrides)
         self.seed = options.seed
         self.source = options.source
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        stamp = self.group.agree(os.environ.get(RUN_STAMP_ENV) or datetime.now().strftime("%Y%m%d-%H%M%S"))
         self.run_dir = Path(options.out) if options.out else Path("runs") / self.spec.name / f"{stamp}-{preset}"
+        if self.group.restarts and self._launched_here():  # the elastic agent restarted the group after a failure
+            if self.group.is_main:
+                print(f"zoo: restart {self.group.restarts} of the processes: continuing {self.run_dir} from its last "
+                      "checkpoint", file=sys.stderr, flush=True)
+            if (self.run_dir / "checkpoints" / LAST).exists():
+                self._init_resumed(TrainOptions(resume=self.run_dir, source=options.source, device=options.device))
+            return
         if (self.run_dir / "checkpoints" / LAST).exists():
             raise UsageError(f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir} "
                              "or choose another --out")
@@ -214,14 +226,23 @@ class Trainer:
         self.checkpoint = load_checkpoint(self.run_dir / "checkpoints" / LAST)
         check_checkpoint_meta(self.spec, self.checkpoint.meta, self.run_dir / "checkpoints" / LAST, resumable=True)
 
+    def _launched_here(self) -> bool:
+        """Whether the run directory's config.json was written by this launch (an earlier attempt of the group)."""
+        try:
+            record = json.loads((self.run_dir / "config.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(record, dict) and record.get("launch") == self.group.launch_id
+
     def _write_config(self, data_description: str) -> None:
         source = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(self.source).items()}
+        launch = {"launch": self.group.launch_id, "world_size": self.group.world_size} if self.group.active else {}
         zio.write_json(self.run_dir / "config.json", {
             "model": self.spec.name, "plugin": {"distribution": self.model.distribution, "version": self.model.version},
             "preset": self.config["preset"], "config": self.config, "overrides": self.options.overrides,
             "seed": self.seed, "device": str(self.device), "data": source, "data_description": data_description,
             "versions": versions(),
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"), **launch,
         })
 
     def _meta(self, position: Position, generator: torch.Generator) -> dict[str, Any]:
@@ -234,7 +255,7 @@ class Trainer:
 
         state = self._start_or_resume()
         epochs = int(self.config["epochs"])
-        progress = TrainingProgress(self.spec.name, epochs, enabled=self.options.progress)
+        progress = TrainingProgress(self.spec.name, epochs, enabled=self.options.progress and self.group.is_main)
         stop_reason = ""
         with deferred_interrupt() as interrupt, progress:
             while state.position.epoch < epochs and not stop_reason:
@@ -245,7 +266,8 @@ class Trainer:
                 self._end_epoch(state, epoch, progress)
                 if interrupt["stop"] and not stop_reason:
                     stop_reason = "interrupted"
-        self._plot_losses()
+        if self.group.is_main:
+            self._plot_losses()
         self._report_stop(stop_reason, state.position)
         return self.run_dir
 
@@ -269,12 +291,17 @@ class Trainer:
             _fast_forward(schedulers, position.epoch)
             # after the replay, so the saved learning rates win over the ones the replay computed
             restore_training_state(self.checkpoint, optimizers, scalers)
-            generator.set_state(self.checkpoint.tensors["extra/generator"].to(torch.uint8))
-            _restore_global_rng(self.checkpoint, device)
-            _truncate_metrics(self.run_dir / "metrics.jsonl", position.epoch)
-            if self.resumed_record is not None:
+            saved = self.group.rank_state(self.checkpoint.tensors, "generator")
+            if saved is not None:
+                generator.set_state(saved.to(torch.uint8))
+            else:  # a rank the checkpoint's smaller world did not have
+                generator.manual_seed(derive_seed(self.seed, position.global_step, 1, *self.group.seed_parts()))
+            _restore_global_rng(self.checkpoint, device, self.group)
+            if self.group.is_main:
+                _truncate_metrics(self.run_dir / "metrics.jsonl", position.epoch)
+            if self.resumed_record is not None and self.group.is_main:
                 zio.write_json(self.run_dir / "config.json", self.resumed_record)
-        else:
+        elif self.group.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
             self._write_config(data.description)
@@ -285,12 +312,14 @@ class Trainer:
         if self.options.max_steps is not None and position.global_step >= self.options.max_steps:
             raise UsageError(f"--max-steps {self.options.max_steps}: {self.run_dir} is already at step "
                              f"{position.global_step}; --max-steps counts the run's steps, pass a larger one")
-        if self.options.progress:
-            print(f"zoo: training {self.spec.name} (preset {self.config['preset']}, {device}) on "
+        if self.options.progress and self.group.is_main:
+            processes = f" x {self.group.world_size} processes" if self.group.active else ""
+            print(f"zoo: training {self.spec.name} (preset {self.config['preset']}, {device}{processes}) on "
                   f"{data.description or 'its data'}; run directory {self.run_dir}", file=sys.stderr, flush=True)
         return TrainingState(networks=networks, data=data, optimizers=optimizers, schedulers=schedulers,
                              scalers=scalers, generator=generator, position=position,
-                             step=StepContext(device, generator, optimizers, scalers, amp_dtype))
+                             step=StepContext(device, generator, optimizers, scalers, amp_dtype),
+                             trained=wrap_networks(networks, device, self.group))
 
     def _train_epoch(self, state: TrainingState, progress: Any, interrupt: Mapping[str, bool]) -> EpochOutcome:
         """Run the current epoch's remaining steps; stop early at --max-steps or Ctrl-C with a mid-epoch save."""
@@ -300,7 +329,7 @@ class Trainer:
         batches = recipe.batches(state.data.train, int(self.config["batch_size"]), shuffle, train=True)
         _cache_on_device(batches, device, state.device_cache)
         if position.batch == 0:
-            state.generator.manual_seed(derive_seed(self.seed, epoch, 1))
+            state.generator.manual_seed(derive_seed(self.seed, epoch, 1, *self.group.seed_parts()))
             position.sums, position.items, position.seconds = {}, 0, 0.0
         for net in state.networks.values():
             net.train()
@@ -311,15 +340,17 @@ class Trainer:
         done = position.batch
         stop_reason = ""
         for index in range(position.batch, len(batches)):
-            batch = recipe.prepare_batch(batches.batch(index), device)
+            shard, total = self.group.shard(batches.batch(index), recipe.loss_reduction)  # all of it in one process
+            batch = recipe.prepare_batch(shard, device)
             state.step.step = position.global_step
-            metrics = recipe.training_step(batch, state.networks, state.step)
+            metrics = recipe.training_step(batch, state.trained or state.networks, state.step)
+            weight = self.group.weight.metrics  # this process's share of the global batch
             for key, value in metrics.items():  # in place: one small kernel per metric and step
                 if key in sums:
-                    sums[key].add_(value.detach())
+                    sums[key].add_(value.detach(), alpha=weight)
                 else:
-                    sums[key] = value.detach().to(_sum_dtype(device), copy=True)
-            position.items += recipe.items_in(batch)
+                    sums[key] = value.detach().to(_sum_dtype(device), copy=True).mul_(weight)
+            position.items += total if self.group.active else recipe.items_in(batch)
             position.global_step += 1
             done = index + 1
             progress.advance(done, position.items, sums, done, time.perf_counter() - started + position.seconds)
@@ -340,11 +371,15 @@ class Trainer:
         """Validate, step the schedulers, log metrics, save sample grid and checkpoints of a finished epoch."""
         position, epoch, optimizers = state.position, outcome.epoch, state.optimizers
         seconds = time.perf_counter() - outcome.started + position.seconds
-        train_metrics = {k: float(v) / outcome.batches for k, v in outcome.sums.items()}
-        val_metrics = self._validate(state.networks, state.data)
+        train_metrics = {k: float(v) / outcome.batches for k, v in self.group.sum_metrics(outcome.sums).items()}
+        val_metrics = self._validate(state.networks, state.data) if self.group.is_main else {}
         for scheduler in state.schedulers:
             scheduler.step()
         position.epoch, position.batch = epoch + 1, 0
+        rng = self.group.gather_states(_rng_tensors(state.generator, self.device))
+        if not self.group.is_main:  # rank 0 writes every file
+            position.sums, position.items, position.seconds = {}, 0, 0.0
+            return
         record = {"epoch": epoch + 1, "step": position.global_step, "train": train_metrics, "val": val_metrics,
                   "items_per_s": position.items / seconds if seconds > 0 else None, "seconds": seconds,
                   "lr": {n: o.param_groups[0]["lr"] for n, o in optimizers.items()}}
@@ -356,8 +391,7 @@ class Trainer:
             position.best_loss = val_loss
         position.sums, position.items, position.seconds = {}, 0, 0.0
         meta = self._meta(position, state.generator)
-        save_checkpoint(self.ckpt_dir / LAST, state.networks, meta, optimizers, state.scalers,
-                        _rng_tensors(state.generator, self.device))
+        save_checkpoint(self.ckpt_dir / LAST, state.networks, meta, optimizers, state.scalers, rng)
         if improved:
             save_checkpoint(self.ckpt_dir / BEST, state.networks, meta)
         progress.end_epoch(epoch, train_metrics, val_metrics, record["items_per_s"])
@@ -366,7 +400,7 @@ class Trainer:
         if stop_reason == "interrupted":
             raise Interrupted(f"zoo: interrupted at epoch {position.epoch + 1}, step {position.global_step}; "
                               f"checkpoint saved; continue with: zoo train {self.spec.name} --resume {self.run_dir}")
-        if stop_reason:
+        if stop_reason and self.group.is_main:
             print(f"zoo: {stop_reason} at step {position.global_step}; checkpoint saved in {self.ckpt_dir} "
                   f"(continue with --resume {self.run_dir})", file=sys.stderr)
 
@@ -374,10 +408,13 @@ class Trainer:
                         networks: Mapping[str, torch.nn.Module], optimizers: Any, scalers: Any,
                         generator: torch.Generator) -> None:
         snapshot = Position(epoch=position.epoch, batch=done, global_step=position.global_step,
-                            best_loss=position.best_loss, sums={k: float(v) for k, v in sums.items()},
+                            best_loss=position.best_loss,
+                            sums={k: float(v) for k, v in self.group.sum_metrics(sums).items()},
                             items=position.items, seconds=time.perf_counter() - started + position.seconds)
-        save_checkpoint(self.ckpt_dir / LAST, dict(networks), self._meta(snapshot, generator), optimizers, scalers,
-                        _rng_tensors(generator, self.device))
+        rng = self.group.gather_states(_rng_tensors(generator, self.device))
+        if self.group.is_main:
+            save_checkpoint(self.ckpt_dir / LAST, dict(networks), self._meta(snapshot, generator), optimizers,
+                            scalers, rng)
 
     def _validate(self, networks: Mapping[str, torch.nn.Module], data: TrainingData) -> dict[str, float]:
         if data.val is None or _length(data.val) == 0:
@@ -424,11 +461,13 @@ def _rng_tensors(generator: torch.Generator, device: torch.device) -> dict[str, 
     return states
 
 
-def _restore_global_rng(checkpoint: Checkpoint, device: torch.device) -> None:
-    if "extra/torch_rng" in checkpoint.tensors:
-        torch.set_rng_state(checkpoint.tensors["extra/torch_rng"].to(torch.uint8))
-    if device.type == "cuda" and "extra/cuda_rng" in checkpoint.tensors:
-        torch.cuda.set_rng_state(checkpoint.tensors["extra/cuda_rng"].to(torch.uint8), device)
+def _restore_global_rng(checkpoint: Checkpoint, device: torch.device, group: Group) -> None:
+    torch_rng = group.rank_state(checkpoint.tensors, "torch_rng")
+    if torch_rng is not None:
+        torch.set_rng_state(torch_rng.to(torch.uint8))
+    cuda_rng = group.rank_state(checkpoint.tensors, "cuda_rng")
+    if device.type == "cuda" and cuda_rng is not None:
+        torch.cuda.set_rng_state(cuda_rng.to(torch.uint8), device)
 
 
 def _sum_dtype(device: torch.device) -> torch.dtype:
@@ -486,4 +525,16 @@ def _truncate_metrics(path: Path, epochs: int) -> None:
 def train(model: RegisteredModel, options: TrainOptions) -> Path:
     """Train (or resume) a model; returns the run directory."""
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    return Trainer(model, options).run()
+    group = join_from_env(select_device(options.device))  # one process unless torchrun started this one
+    try:
+        return Trainer(model, options, group).run()
+    except ZooError as error:
+        if group.active:  # the launcher shows one worker's last line: say whose it is
+            error.args = (f"rank {group.rank}: {str(error).removeprefix('zoo: ')}",)
+        raise
+    except RuntimeError as error:
+        if not (group.active and lost_the_group(error)):
+            raise
+        raise ZooError(f"rank {group.rank}: lost contact with the other processes ({lost_the_group(error)})") from None
+    finally:
+        leave(group)

@@ -32,6 +32,7 @@ class AutoencoderRecipe(Recipe):
 
     grid_columns = SAMPLE_COLUMNS
     best_checkpoint = BestMetric("loss", "min")  # held-out reconstruction error per image
+    loss_reduction = "sum"  # the book's squared error, summed over the batch (the logged loss is per image)
 
     # -- networks --------------------------------------------------------------------
     def build_networks(self) -> dict[str, nn.Module]:
