@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -120,7 +121,8 @@ def model_summary(model: Any) -> dict[str, Any]:
     return {
         "name": spec.name, "summary": spec.summary, "distribution": model.distribution, "version": model.version,
         "graphs": [g.name for g in spec.graphs], "presets": [p.name for p in spec.presets],
-        "tasks": [t.name for t in spec.tasks], "params": spec.total_params, "tags": list(spec.tags),
+        "tasks": [t.name for t in spec.tasks], "params": spec.total_params, "params_preset": spec.card_preset,
+        "tags": list(spec.tags),
     }
 
 
@@ -186,10 +188,13 @@ def list_command(as_json: bool) -> None:
     if not models:
         click.echo("no models installed; see `zoo plugins`")
         return
-    table = _table("models", ["name", "summary", "graphs", "presets", "params", "from"])
+    # Three columns so a line fits 80 characters; graphs, tasks and provenance are in `zoo info` and `zoo plugins`.
+    table = _table("models", ["name", "parameters", "summary"])
+    table.columns[0].no_wrap = table.columns[1].no_wrap = True
     for m in models:
-        _add_row(table, m["name"], m["summary"], ", ".join(m["graphs"]), ", ".join(m["presets"]),
-                      f"{m['params'] / 1e6:.2f} M", f"{m['distribution']} {m['version']}")
+        _add_row(table, m["name"], f"{m['params'] / 1e6:.2f} M at {m['params_preset']}", m["summary"])
+    table.caption = "parameters at each model's card preset; `zoo info MODEL` shows its networks and presets"
+    table.caption_justify = "left"
     _print(table)
 
 
@@ -397,6 +402,15 @@ class ModelTasks(click.Group):
 
         return click.Command(task.name, callback=callback, help=task.summary,
                              params=[*task.params, *[_copy_option(o) for o in GENERATE_OPTIONS]])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and not ctx.resilient_parsing:
+            tasks = sorted(self.commands)
+            close = difflib.get_close_matches(cmd_name, tasks, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise UsageError(f"model {self.name} has no task {cmd_name!r}; {hint}tasks: {', '.join(tasks) or 'none'}")
+        return command
 
 
 def _copy_option(option: click.Option) -> click.Option:
