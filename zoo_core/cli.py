@@ -436,24 +436,6 @@ def generate_group() -> None:
     """Run a model's generation task on any runtime: zoo generate MODEL TASK [OPTIONS]."""
 
 
-# -- data -------------------------------------------------------------------------------
-@cli.group("data")
-def data_group() -> None:
-    """Fetch real data sets (for users with internet; nothing else downloads)."""
-
-
-@data_group.command("download")
-@click.argument("dataset", type=click.Choice(["mnist"]))
-@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("data/mnist"),
-              show_default=True)
-def data_download(dataset: str, directory: Path) -> None:
-    """Download DATASET with torchvision's downloader into --dir."""
-    from zoo_core.data.mnist import download_mnist
-
-    path = download_mnist(directory)
-    click.echo(f"downloaded {dataset} to {path}; train with: zoo train ae_mnist --data {directory}")
-
-
 def main() -> None:
     cli(prog_name="zoo")
 

@@ -161,17 +161,3 @@ def load_mnist(directory: Path, split: str = "auto") -> ImageSet:
         classes={"digit": [str(d) for d in range(10)]},
     )
 
-
-def download_mnist(directory: Path) -> Path:
-    """Fetch both MNIST splits with torchvision into ``directory``; returns the folder holding the IDX files."""
-    import torchvision  # imported here: it costs seconds and only this command needs it
-
-    directory = Path(directory)
-    try:
-        for train in (True, False):
-            torchvision.datasets.MNIST(root=str(directory), train=train, download=True)
-    except (OSError, RuntimeError) as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise DataError(f"could not download MNIST into {directory} ({message}); check the network, or copy the "
-                        "four IDX files there by hand") from None
-    return directory / "MNIST" / "raw"

@@ -1,4 +1,5 @@
-"""Registers ae_mnist. Imported on every `zoo` start, so it builds plain data only (no torch)."""
+"""Registers ae_mnist and its `zoo data download mnist` command. Imported on every `zoo` start: plain data and
+click only (no torch)."""
 
 from __future__ import annotations
 
@@ -86,3 +87,10 @@ SPEC = ModelSpec(
 @hookimpl
 def zoo_register_models(register: Callable[[ModelSpec], None]) -> None:
     register(SPEC)
+
+
+@hookimpl
+def zoo_register_commands(cli: click.Group) -> None:
+    from zoo_ae_mnist.command import data_group  # click only; torchvision loads when a download runs
+
+    cli.add_command(data_group)
