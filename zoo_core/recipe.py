@@ -104,7 +104,8 @@ class StepContext:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def optimize(self, name: str, loss: torch.Tensor) -> None:
-        """Zero the grads of optimizer ``name``, backpropagate ``loss`` (scaled under AMP) and step."""
+        """Zero the gradients of optimizer ``name``'s parameters only (set to None; other optimizers keep theirs),
+        backpropagate ``loss`` (scaled under fp16 AMP) and step that optimizer."""
         optimizer = self.optimizers[name]
         scaler = self.scalers[name]
         optimizer.zero_grad(set_to_none=True)
@@ -113,10 +114,12 @@ class StepContext:
         scaler.update()
 
     def randn(self, *shape: int) -> torch.Tensor:
-        """Normal noise from the run's generator, so resumed runs draw the same numbers."""
+        """Standard normal noise drawn on the CPU from the run's generator (so a resumed run, on any device, draws
+        the same numbers), returned on ``self.device``."""
         return torch.randn(*shape, generator=self.generator).to(self.device, non_blocking=True)
 
     def rand(self, *shape: int) -> torch.Tensor:
+        """Uniform noise in [0, 1), drawn like :meth:`randn`, returned on ``self.device``."""
         return torch.rand(*shape, generator=self.generator).to(self.device, non_blocking=True)
 
 
@@ -225,7 +228,8 @@ class Recipe:
         return self.spec.graph(graph)
 
     def example_inputs(self, graph: str, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-        """Random inputs in each input's declared range (uniform) at this config's shape."""
+        """Random inputs at this config's shapes: standard normal for NC/latent inputs without a value range,
+        uniform in the declared range (or in [-1, 1] when there is none) for every other input."""
         inputs = []
         for tensor in self.graph_spec(graph).inputs:
             shape = tensor.resolve(self.config, batch)

@@ -48,10 +48,13 @@ class TaskContext:
         return torch.Generator().manual_seed(self.seed + offset)
 
     def output(self, default_name: str) -> Path:
-        """``--out`` as given, or ``default_name`` inside it when it names a folder."""
+        """``--out`` as given, or ``default_name`` inside it when it names a folder. Only the path: nothing is
+        created here; save_png/save_grid create missing folders when they write."""
         if self.out.suffix == "" or self.out.is_dir():
             return self.out / default_name
         return self.out
 
     def done(self, path: Path, what: str) -> None:
+        """Report on stderr ``zoo: wrote WHAT to PATH (RUNNER)``; it names the runtime itself, so ``what`` says
+        only what was written."""
         print(f"zoo: wrote {what} to {path} ({self.runner.description})", file=sys.stderr)
