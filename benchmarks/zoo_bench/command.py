@@ -73,8 +73,9 @@ def cell_progress(total: int, enabled: bool) -> Iterator[Callable[[Any, Any], No
 @click.argument("model", type=MODEL)
 @click.option("--graphs", help="Comma-separated graphs to time (default: all of the model's graphs).")
 @click.option("--runtimes", default=",".join(RUNTIMES), show_default=True,
-              help="Comma-separated runtimes; torch fp32 is always timed as the baseline.")
-@click.option("--precision", "precisions", default="fp32", show_default=True, help="Comma-separated: fp32,fp16,bf16.")
+              help="Comma-separated runtimes (also: aoti); torch fp32 is always timed as the baseline.")
+@click.option("--precision", "precisions", default="fp32", show_default=True,
+              help="Comma-separated: fp32,fp16,bf16,int8 (int8: onnxruntime on CPU).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--batch-sizes", help="Comma-separated batch sizes (default: 1,8 on CPU, 1,8,64 on CUDA).")
 @click.option("--preset", help="Preset the networks are built at (default: the model's card preset).")

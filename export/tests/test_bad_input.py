@@ -122,7 +122,7 @@ def test_bad_runtime_settings_are_usage_errors(tiny: Exported, install_host, tmp
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     install_host(tiny.host)
     monkeypatch.setenv("ZOO_ORT_PRECISION", "fp8")
-    assert_one_line_error(generate_on(tiny.export, tmp_path / "out"), 2, "precision must be fp32 or fp16")
+    assert_one_line_error(generate_on(tiny.export, tmp_path / "out"), 2, "precision must be fp32, fp16 or int8")
     monkeypatch.setenv("ZOO_ORT_PRECISION", "fp16")
     monkeypatch.setenv("ZOO_ORT_THREADS", "many")
     assert_one_line_error(generate_on(tiny.export, tmp_path / "out"), 2, "ZOO_ORT_THREADS must be a whole number")
