@@ -43,10 +43,14 @@ def _graph_names(text: str | None) -> list[str] | None:
               help="aoti also writes GRAPH.pt2 AOTInductor packages (the .onnx files are always written).")
 @click.option("--no-validate", is_flag=True, help="Skip the onnxruntime-against-PyTorch validation.")
 @click.option("--force", is_flag=True, help="Replace a previous zoo export at --out (never anything else).")
+@click.option("--triton", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write a Triton model repository here: MODEL.GRAPH/config.pbtxt and MODEL.GRAPH/1/model.onnx.")
+@click.option("--triton-max-batch", type=click.IntRange(1, 1024), default=8, show_default=True,
+              help="max_batch_size (and dynamic batching) of the --triton models.")
 def export_command(model: str, run: Path | None, checkpoint: Path | None, out: Path | None, graphs: str | None,
                    opset: int, fp16: bool, fp16_io: bool, int8: bool, calibration_data: Path | None,
                    calibration_method: str, calibration_samples: int, formats: tuple[str, ...],
-                   no_validate: bool, force: bool) -> None:
+                   no_validate: bool, force: bool, triton: Path | None = None, triton_max_batch: int = 8) -> None:
     """Export MODEL's graphs to ONNX, validate them against PyTorch and write manifest.json."""
     from zoo_core.registry import get_model
     from zoo_export.pipeline import ExportOptions, export_model
@@ -55,6 +59,10 @@ def export_command(model: str, run: Path | None, checkpoint: Path | None, out: P
     if not int8 and calibration_data is not None:
         raise UsageError("--calibration-data calibrates an int8 export: add --int8")
     registered = get_model(model)
+    if triton is not None:  # refused before the export runs, not after
+        from zoo_export.triton import check_repository
+
+        check_repository(triton, model, _graph_names(graphs) or [g.name for g in registered.spec.graphs])
     options = ExportOptions(run=run, checkpoint=checkpoint, out=out, graphs=_graph_names(graphs), opset=opset,
                             fp16=fp16 or fp16_io, fp16_io=fp16_io, validate=not no_validate, force=force,
                             int8=Int8Options(samples=calibration_samples, method=calibration_method,
@@ -62,3 +70,9 @@ def export_command(model: str, run: Path | None, checkpoint: Path | None, out: P
                             aoti="aoti" in formats)
     directory = export_model(registered, options)
     click.echo(f"export directory: {directory}")
+    if triton is not None:
+        from zoo_export.manifest import load_export
+        from zoo_export.triton import write_triton_repository
+
+        write_triton_repository(load_export(directory, model), triton, max_batch=triton_max_batch)
+        click.echo(f"Triton model repository: {triton}")
