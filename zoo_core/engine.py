@@ -353,7 +353,9 @@ class Trainer:
             position.items += total if self.group.active else recipe.items_in(batch)
             position.global_step += 1
             done = index + 1
-            progress.advance(done, position.items, sums, done, time.perf_counter() - started + position.seconds)
+            # under DDP the bar shows rank 0's share scaled up; metrics.jsonl gets the all-reduced sums
+            shown = sums if not self.group.active else {k: v * self.group.world_size for k, v in sums.items()}
+            progress.advance(done, position.items, shown, done, time.perf_counter() - started + position.seconds)
             if self.options.max_steps is not None and position.global_step >= self.options.max_steps:
                 stop_reason = f"reached --max-steps {self.options.max_steps}"
             elif interrupt["stop"]:
