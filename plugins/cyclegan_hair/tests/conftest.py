@@ -34,7 +34,7 @@ def zoo_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def cyclegan_model() -> RegisteredModel:
-    return RegisteredModel(cyclegan_plugin.build_spec(), "zoo-cyclegan-hair", "0.1.0")
+    return RegisteredModel(cyclegan_plugin.SPEC, "zoo-cyclegan-hair", "0.1.0")
 
 
 @pytest.fixture(scope="module")

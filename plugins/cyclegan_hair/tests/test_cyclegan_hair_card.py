@@ -7,12 +7,11 @@ import json
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from zoo_cyclegan_hair.plugin import build_spec, generator_macs
+from zoo_cyclegan_hair.plugin import SPEC, generator_macs
 from zoo_cyclegan_hair.recipe import CycleGANRecipe
 
 from zoo_core.api import assert_card_matches, assert_light_plugin_module
 
-SPEC = build_spec()
 BATCH = 2
 
 

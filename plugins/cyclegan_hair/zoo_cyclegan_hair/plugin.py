@@ -85,68 +85,68 @@ def _graph(name: str, summary: str) -> GraphSpec:
                      gflops_per_item=GENERATOR_GFLOPS, quality=INT8_QUALITY)
 
 
-def build_spec() -> ModelSpec:
-    tasks = "zoo_cyclegan_hair.tasks"
-    return ModelSpec(
-        name=NAME,
-        summary="CycleGAN: black ↔ blond hair translation with round trips",
-        recipe="zoo_cyclegan_hair.recipe:CycleGANRecipe",
-        networks=(
-            NetworkSpec("G_AB", "generator black → blond: ResNet, 9 residual blocks, reflect padding, "
-                                "InstanceNorm, tanh", GENERATOR_PARAMS),
-            NetworkSpec("G_BA", "generator blond → black (same architecture)", GENERATOR_PARAMS),
-            NetworkSpec("D_A", "PatchGAN discriminator of black-hair images (30×30 map at 256²)",
-                        DISCRIMINATOR_PARAMS),
-            NetworkSpec("D_B", "PatchGAN discriminator of blond-hair images", DISCRIMINATOR_PARAMS),
-        ),
-        graphs=(
-            _graph("black_to_blond", "G_AB: black-hair image → blond-hair image, both in [-1,1]"),
-            _graph("blond_to_black", "G_BA: blond-hair image → black-hair image, both in [-1,1]"),
-        ),
-        presets=(
-            Preset("book", "the book's recipe: 256², sigmoid D with MSE, cycle 10, no identity loss or pool, "
-                           "Adam 1e-5 (0.5, 0.999), D first, batch 1, AMP, 1 epoch", BOOK),
-            Preset("reference", "the CycleGAN paper's recipe: LSGAN, identity 0.5×10, pool of 50, Adam 2e-4 "
-                                "constant 100 epochs then linear decay over 100, N(0, 0.02) init, "
-                                "load 286 and random crop 256", REFERENCE),
-            Preset("quick", "64², 16 features, 2 residual blocks, LSGAN with identity loss, batch 8, Adam 1e-3, "
-                            "8 epochs: a few minutes on a CPU with the embedded portraits", QUICK),
-        ),
-        tasks=(
-            TaskSpec("translate", "translate image files (or folders) to the other hair colour; one PNG per "
-                                  "input plus a side-by-side grid",
-                     ("black_to_blond", "blond_to_black"), f"{tasks}:translate", (
-                         click.Argument(["inputs"], nargs=-1, required=True,
-                                        type=click.Path(exists=True, path_type=Path)),
-                         click.Option(["--direction"], type=click.Choice(["black2blond", "blond2black"]),
-                                      default="black2blond", show_default=True, help="Translation direction."),
-                         click.Option(["--batch-size"], type=click.IntRange(min=1), default=16, show_default=True,
-                                      help="Images per graph call."),
-                     )),
-            TaskSpec("roundtrip", "original, translated and translated back, for both directions (the book's "
-                                  "round-trip figure), from the data",
-                     ("black_to_blond", "blond_to_black"), f"{tasks}:roundtrip", (
-                         click.Option(["--n"], type=click.IntRange(min=1), default=4, show_default=True,
-                                      help="Rows per direction."),
-                     )),
-        ),
-        data_layouts=(
-            DataLayout("celeba", "--data DIR: img_align_celeba/ and list_attr_celeba.txt or Kaggle's .csv; "
-                                 "A = Black_Hair, B = Blond_Hair (both → A), chosen from the table, no files moved"),
-            DataLayout("two folders", "--data-a BLACK_DIR --data-b BLOND_DIR: any images, resized"),
-            DataLayout("trainA/trainB", "--data DIR holding trainA/ (black) and trainB/ (blond), as the CycleGAN "
-                                        "data sets are laid out"),
-            DataLayout("embedded", "no --data: generated portraits split by hair colour, with hair masks"),
-        ),
-        card_preset="book",
-        default_preset="quick",
-        gpu_preset="book",
-        source="Learn Generative AI with PyTorch (Liu), ch. 6; reference recipe: Zhu et al., ICCV 2017",
-        license="MIT",
-        tags=("gan", "cyclegan", "image-to-image", "faces"),
-    )
+TASKS = "zoo_cyclegan_hair.tasks"
+
+SPEC = ModelSpec(
+    name=NAME,
+    summary="CycleGAN: black ↔ blond hair translation with round trips",
+    recipe="zoo_cyclegan_hair.recipe:CycleGANRecipe",
+    networks=(
+        NetworkSpec("G_AB", "generator black → blond: ResNet, 9 residual blocks, reflect padding, "
+                            "InstanceNorm, tanh", GENERATOR_PARAMS),
+        NetworkSpec("G_BA", "generator blond → black (same architecture)", GENERATOR_PARAMS),
+        NetworkSpec("D_A", "PatchGAN discriminator of black-hair images (30×30 map at 256²)",
+                    DISCRIMINATOR_PARAMS),
+        NetworkSpec("D_B", "PatchGAN discriminator of blond-hair images", DISCRIMINATOR_PARAMS),
+    ),
+    graphs=(
+        _graph("black_to_blond", "G_AB: black-hair image → blond-hair image, both in [-1,1]"),
+        _graph("blond_to_black", "G_BA: blond-hair image → black-hair image, both in [-1,1]"),
+    ),
+    presets=(
+        Preset("book", "the book's recipe: 256², sigmoid D with MSE, cycle 10, no identity loss or pool, "
+                       "Adam 1e-5 (0.5, 0.999), D first, batch 1, AMP, 1 epoch", BOOK),
+        Preset("reference", "the CycleGAN paper's recipe: LSGAN, identity 0.5×10, pool of 50, Adam 2e-4 "
+                            "constant 100 epochs then linear decay over 100, N(0, 0.02) init, "
+                            "load 286 and random crop 256", REFERENCE),
+        Preset("quick", "64², 16 features, 2 residual blocks, LSGAN with identity loss, batch 8, Adam 1e-3, "
+                        "8 epochs: a few minutes on a CPU with the embedded portraits", QUICK),
+    ),
+    tasks=(
+        TaskSpec("translate", "translate image files (or folders) to the other hair colour; one PNG per "
+                              "input plus a side-by-side grid",
+                 ("black_to_blond", "blond_to_black"), f"{TASKS}:translate", (
+                     click.Argument(["inputs"], nargs=-1, required=True,
+                                    type=click.Path(exists=True, path_type=Path)),
+                     click.Option(["--direction"], type=click.Choice(["black2blond", "blond2black"]),
+                                  default="black2blond", show_default=True, help="Translation direction."),
+                     click.Option(["--batch-size"], type=click.IntRange(min=1), default=16, show_default=True,
+                                  help="Images per graph call."),
+                 )),
+        TaskSpec("roundtrip", "original, translated and translated back, for both directions (the book's "
+                              "round-trip figure), from the data",
+                 ("black_to_blond", "blond_to_black"), f"{TASKS}:roundtrip", (
+                     click.Option(["--n"], type=click.IntRange(min=1), default=4, show_default=True,
+                                  help="Rows per direction."),
+                 )),
+    ),
+    data_layouts=(
+        DataLayout("celeba", "--data DIR: img_align_celeba/ and list_attr_celeba.txt or Kaggle's .csv; "
+                             "A = Black_Hair, B = Blond_Hair (both → A), chosen from the table, no files moved"),
+        DataLayout("two folders", "--data-a BLACK_DIR --data-b BLOND_DIR: any images, resized"),
+        DataLayout("trainA/trainB", "--data DIR holding trainA/ (black) and trainB/ (blond), as the CycleGAN "
+                                    "data sets are laid out"),
+        DataLayout("embedded", "no --data: generated portraits split by hair colour, with hair masks"),
+    ),
+    card_preset="book",
+    default_preset="quick",
+    gpu_preset="book",
+    source="Learn Generative AI with PyTorch (Liu), ch. 6; reference recipe: Zhu et al., ICCV 2017",
+    license="MIT",
+    tags=("gan", "cyclegan", "image-to-image", "faces"),
+)
 
 
 @hookimpl
 def zoo_register_models(register: Callable[[ModelSpec], None]) -> None:
-    register(build_spec())
+    register(SPEC)

@@ -32,7 +32,7 @@ def size() -> int:
 
 @pytest.fixture(scope="module")
 def vae_model() -> RegisteredModel:
-    return RegisteredModel(vae_plugin.spec(), "zoo-vae-faces", "0.1.0")
+    return RegisteredModel(vae_plugin.SPEC, "zoo-vae-faces", "0.1.0")
 
 
 def _refuse_cuda(*args: object, **kwargs: object) -> None:

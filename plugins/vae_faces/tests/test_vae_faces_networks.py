@@ -14,7 +14,7 @@ from zoo_vae_faces.networks import (
     kl_per_item,
     reparameterise,
 )
-from zoo_vae_faces.plugin import spec
+from zoo_vae_faces.plugin import SPEC
 from zoo_vae_faces.recipe import VaeFacesRecipe
 
 from zoo_core.api import UsageError, assert_card_matches, assert_light_plugin_module, resolve_config
@@ -32,7 +32,7 @@ def random_nodes(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[st
 
 
 def recipe(image_size: int = 32, preset: str = "quick") -> VaeFacesRecipe:
-    model = spec()
+    model = SPEC
     return VaeFacesRecipe(model, resolve_config(model, preset, {"image_size": image_size}))
 
 
@@ -111,7 +111,7 @@ def test_kl_and_sampling_follow_the_book() -> None:
 
 def test_card_figures_match_the_book_networks() -> None:
     """Params per network, GFLOPs per item per graph (2 per MAC) and output shapes at the card preset."""
-    model = spec()
+    model = SPEC
     assert_card_matches(model, rel=1e-3)  # the card states GFLOPs to four figures
     assert model.total_params == pytest.approx(63.3e6, rel=1e-3)
     assert model.graph("decoder").outputs[0].resolve(model.preset(model.card_preset).values) == ("N", 3, 256, 256)

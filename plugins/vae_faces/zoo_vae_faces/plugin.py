@@ -29,72 +29,71 @@ QUICK = {**BOOK, "image_size": 64, "epochs": 24, "lr_decay_fraction": 1 / 3, "ba
 TASKS = "zoo_vae_faces.tasks:"
 
 
-def spec() -> ModelSpec:
-    return ModelSpec(
-        name="vae_faces",
-        summary="Convolutional VAE of faces: sampling, reconstruction, interpolation and encoding arithmetic",
-        recipe="zoo_vae_faces.recipe:VaeFacesRecipe",
-        networks=(
-            NetworkSpec("encoder", "3 strided convs (8,16,32 ch, BN) → Linear 1024 → mu, log σ (100 each)",
-                        params=31_702_136),
-            NetworkSpec("decoder", "Linear 1024 → Linear 32·31·31 → 3 ConvTranspose (16,8,3 ch, BN) → sigmoid",
-                        params=31_630_275),
-        ),
-        graphs=(
-            GraphSpec("encoder", "image in [0,1] → mean and log-variance of q(z|x) (no sampling inside)",
-                      inputs=(IMAGE,), outputs=(MU, LOGVAR), gflops_per_item=0.08876),
-            GraphSpec("decoder", "latent z → image in [0,1]", inputs=(Z,), outputs=(IMAGE,),
-                      gflops_per_item=0.08856),
-        ),
-        presets=(
-            Preset("book", "the book's recipe: 256², Adam 1e-4 (wd 1e-5), batch 16, 10 epochs", BOOK),
-            Preset("quick", "the same networks at 64², KL weight 1/16 (the book's balance per pixel), Adam 1e-3 "
-                            "decayed over the last third of 24 epochs, 5,400 portraits (minutes on a CPU)", QUICK),
-        ),
-        tasks=(
-            TaskSpec("sample", "a grid of new faces decoded from z ~ N(0, I)", ("decoder",), TASKS + "sample", (
-                click.Option(["--n"], type=click.IntRange(min=1), default=18, show_default=True,
-                             help="How many faces."),
-                click.Option(["--columns"], type=click.IntRange(min=1), default=6, show_default=True,
-                             help="Faces per grid row."),
-            )),
-            TaskSpec("reconstruct", "held-out faces above their reconstructions (encoder mu → decoder)",
-                     ("encoder", "decoder"), TASKS + "reconstruct", (
-                click.Option(["--n"], type=click.IntRange(min=1), default=8, show_default=True,
-                             help="How many faces (drawn with --seed)."),
-                click.Option(["--columns"], type=click.IntRange(min=1), default=8, show_default=True,
-                             help="Faces per row pair."),
-            )),
-            TaskSpec("interpolate", "decode w·z_A + (1−w)·z_B between two faces (paths or data-set indices)",
-                     ("encoder", "decoder"), TASKS + "interpolate", (
-                click.Argument(["a"]),
-                click.Argument(["b"]),
-                click.Option(["--steps"], type=click.IntRange(min=2), default=6, show_default=True,
-                             help="Decoded images from A to B."),
-            )),
-            TaskSpec("arithmetic", "mean encodings of labelled groups (or listed image files) added and "
-                     'subtracted, e.g. "glasses&male - glasses&~male + ~glasses&~male"',
-                     ("encoder", "decoder"), TASKS + "arithmetic", (
-                click.Argument(["expression"]),
-                click.Option(["--group-size"], type=click.IntRange(min=1), default=3, show_default=True,
-                             help="Images drawn at random (with --seed) per attribute group."),
-                click.Option(["--rows"], type=click.IntRange(min=1), default=1, show_default=True,
-                             help="Independent draws of the groups, one grid row each."),
-            )),
-        ),
-        data_layouts=(
-            DataLayout("glasses", "the book's glasses faces: G/ and NoG/ folders, or faces-spring-2020/face-N.png "
-                                  "with train.csv (label glasses)"),
-            DataLayout("celeba", "img_align_celeba/ with list_attr_celeba.txt or .csv; Eyeglasses and Male become "
-                                 "labels glasses and male; centre-cropped and resized"),
-            DataLayout("image-folder", "any folder of images; sub-folder names become attributes"),
-            DataLayout("embedded", "without --data: procedurally drawn portraits labelled glasses, male and blond"),
-        ),
-        source="Learn Generative AI with PyTorch (Liu), ch. 7; markhliu/DGAI ch07VariationalAutoencoders.ipynb",
-        tags=("vae", "faces", "book"),
-    )
+SPEC = ModelSpec(
+    name="vae_faces",
+    summary="Convolutional VAE of faces: sampling, reconstruction, interpolation and encoding arithmetic",
+    recipe="zoo_vae_faces.recipe:VaeFacesRecipe",
+    networks=(
+        NetworkSpec("encoder", "3 strided convs (8,16,32 ch, BN) → Linear 1024 → mu, log σ (100 each)",
+                    params=31_702_136),
+        NetworkSpec("decoder", "Linear 1024 → Linear 32·31·31 → 3 ConvTranspose (16,8,3 ch, BN) → sigmoid",
+                    params=31_630_275),
+    ),
+    graphs=(
+        GraphSpec("encoder", "image in [0,1] → mean and log-variance of q(z|x) (no sampling inside)",
+                  inputs=(IMAGE,), outputs=(MU, LOGVAR), gflops_per_item=0.08876),
+        GraphSpec("decoder", "latent z → image in [0,1]", inputs=(Z,), outputs=(IMAGE,),
+                  gflops_per_item=0.08856),
+    ),
+    presets=(
+        Preset("book", "the book's recipe: 256², Adam 1e-4 (wd 1e-5), batch 16, 10 epochs", BOOK),
+        Preset("quick", "the same networks at 64², KL weight 1/16 (the book's balance per pixel), Adam 1e-3 "
+                        "decayed over the last third of 24 epochs, 5,400 portraits (minutes on a CPU)", QUICK),
+    ),
+    tasks=(
+        TaskSpec("sample", "a grid of new faces decoded from z ~ N(0, I)", ("decoder",), TASKS + "sample", (
+            click.Option(["--n"], type=click.IntRange(min=1), default=18, show_default=True,
+                         help="How many faces."),
+            click.Option(["--columns"], type=click.IntRange(min=1), default=6, show_default=True,
+                         help="Faces per grid row."),
+        )),
+        TaskSpec("reconstruct", "held-out faces above their reconstructions (encoder mu → decoder)",
+                 ("encoder", "decoder"), TASKS + "reconstruct", (
+            click.Option(["--n"], type=click.IntRange(min=1), default=8, show_default=True,
+                         help="How many faces (drawn with --seed)."),
+            click.Option(["--columns"], type=click.IntRange(min=1), default=8, show_default=True,
+                         help="Faces per row pair."),
+        )),
+        TaskSpec("interpolate", "decode w·z_A + (1−w)·z_B between two faces (paths or data-set indices)",
+                 ("encoder", "decoder"), TASKS + "interpolate", (
+            click.Argument(["a"]),
+            click.Argument(["b"]),
+            click.Option(["--steps"], type=click.IntRange(min=2), default=6, show_default=True,
+                         help="Decoded images from A to B."),
+        )),
+        TaskSpec("arithmetic", "mean encodings of labelled groups (or listed image files) added and "
+                 'subtracted, e.g. "glasses&male - glasses&~male + ~glasses&~male"',
+                 ("encoder", "decoder"), TASKS + "arithmetic", (
+            click.Argument(["expression"]),
+            click.Option(["--group-size"], type=click.IntRange(min=1), default=3, show_default=True,
+                         help="Images drawn at random (with --seed) per attribute group."),
+            click.Option(["--rows"], type=click.IntRange(min=1), default=1, show_default=True,
+                         help="Independent draws of the groups, one grid row each."),
+        )),
+    ),
+    data_layouts=(
+        DataLayout("glasses", "the book's glasses faces: G/ and NoG/ folders, or faces-spring-2020/face-N.png "
+                              "with train.csv (label glasses)"),
+        DataLayout("celeba", "img_align_celeba/ with list_attr_celeba.txt or .csv; Eyeglasses and Male become "
+                             "labels glasses and male; centre-cropped and resized"),
+        DataLayout("image-folder", "any folder of images; sub-folder names become attributes"),
+        DataLayout("embedded", "without --data: procedurally drawn portraits labelled glasses, male and blond"),
+    ),
+    source="Learn Generative AI with PyTorch (Liu), ch. 7; markhliu/DGAI ch07VariationalAutoencoders.ipynb",
+    tags=("vae", "faces", "book"),
+)
 
 
 @hookimpl
 def zoo_register_models(register: Callable[[ModelSpec], None]) -> None:
-    register(spec())
+    register(SPEC)
