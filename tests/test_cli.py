@@ -111,7 +111,7 @@ def test_list_with_no_models_says_where_to_look(make_host) -> None:
 
 
 # -- zoo info ------------------------------------------------------------------------------------------------------
-TENSOR_KEYS = {"name": str, "shape": list, "dtype": str, "layout": str}
+TENSOR_KEYS = {"name": str, "shape": list, "declared_shape": list, "dtype": str, "layout": str}
 CARD_KEYS = {**LIST_KEYS, "source": str, "license": str, "card_preset": str, "default_preset": str,
              "gpu_preset": str, "networks": list, "presets": list, "data_layouts": list}
 
@@ -131,8 +131,11 @@ def test_info_json_is_the_whole_card(zoo_models) -> None:
     for tensor in (z, image):
         check_types(tensor, TENSOR_KEYS)
     # shapes are resolved at the card preset ("book"), the batch axis stays symbolic
-    assert (z["name"], z["shape"], z["dtype"], z["range"], z["layout"]) == ("z", ["N", 100], "float32", None, "NC")
-    assert (image["shape"], image["range"]) == (["N", 3, 64, 64], [-1.0, 1.0])
+    assert (z["name"], z["shape"], z["dtype"], z["value_range"], z["layout"]) == ("z", ["N", 100], "float32", None,
+                                                                                 "NC")
+    assert (image["shape"], image["declared_shape"], image["value_range"]) == (["N", 3, 64, 64],
+                                                                               ["N", 3, "image_size", "image_size"],
+                                                                               [-1.0, 1.0])
     assert card["presets"][1] == {"name": "book", "summary": "as published",
                                   "values": {"image_size": 64, "latent_dim": 100, "batch_size": 128, "epochs": 25}}
     assert card["tasks"] == [{"name": "sample", "summary": "a grid of samples", "graphs": ["decoder"]}]

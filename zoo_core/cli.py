@@ -131,17 +131,13 @@ def model_card(model: Any) -> dict[str, Any]:
     spec = model.spec
     card_config = dict(spec.preset(spec.card_preset).values)
 
-    def tensor(t: Any) -> dict[str, Any]:
-        return {"name": t.name, "shape": list(t.resolve(card_config)), "dtype": t.dtype,
-                "range": list(t.value_range) if t.value_range else None, "layout": t.layout}
-
     return {
         **model_summary(model),
         "source": spec.source, "license": spec.license, "card_preset": spec.card_preset,
         "default_preset": spec.default_preset, "gpu_preset": spec.gpu_preset,
         "networks": [{"name": n.name, "summary": n.summary, "params": n.params} for n in spec.networks],
-        "graphs": [{"name": g.name, "summary": g.summary, "inputs": [tensor(t) for t in g.inputs],
-                    "outputs": [tensor(t) for t in g.outputs], "gflops_per_item": g.gflops_per_item,
+        "graphs": [{"name": g.name, "summary": g.summary, "inputs": [t.as_json(card_config) for t in g.inputs],
+                    "outputs": [t.as_json(card_config) for t in g.outputs], "gflops_per_item": g.gflops_per_item,
                     "tolerance": dict(g.tolerance)} for g in spec.graphs],
         "presets": [{"name": p.name, "summary": p.summary, "values": dict(p.values)} for p in spec.presets],
         "tasks": [{"name": t.name, "summary": t.summary, "graphs": list(t.graphs)} for t in spec.tasks],
@@ -220,7 +216,7 @@ def info_command(model: str, as_json: bool) -> None:
 
     def describe(t: dict[str, Any]) -> str:
         text = f"{t['name']}[{','.join(map(str, t['shape']))}] {t['dtype']}"
-        return text + (f" in [{t['range'][0]:g},{t['range'][1]:g}]" if t["range"] else "")
+        return text + (f" in [{t['value_range'][0]:g},{t['value_range'][1]:g}]" if t["value_range"] else "")
 
     for g in card["graphs"]:
         _add_row(graphs, g["name"], "\n".join(map(describe, g["inputs"])), "\n".join(map(describe, g["outputs"])),

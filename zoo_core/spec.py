@@ -47,6 +47,12 @@ class TensorSpec:
                 dims.append(dim)
         return tuple(dims)
 
+    def as_json(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The tensor as JSON data at ``config``: what `zoo info --json` shows and an export manifest records."""
+        return {"name": self.name, "shape": list(self.resolve(config)), "declared_shape": list(self.shape),
+                "dtype": self.dtype, "value_range": list(self.value_range) if self.value_range else None,
+                "layout": self.layout}
+
     def describe(self, config: Mapping[str, Any]) -> str:
         dims = ",".join(str(d) for d in self.resolve(config))
         text = f"{self.name}[{dims}] {self.dtype}"

@@ -29,9 +29,7 @@ DEFAULT_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2}
 
 
 def tensor_json(tensor: TensorSpec, config: Mapping[str, Any]) -> dict[str, Any]:
-    return {"name": tensor.name, "shape": list(tensor.resolve(config)), "declared_shape": list(tensor.shape),
-            "dtype": tensor.dtype, "value_range": list(tensor.value_range) if tensor.value_range else None,
-            "layout": tensor.layout}
+    return tensor.as_json(config)  # the same record `zoo info --json` shows
 
 
 def tensor_from_json(record: Mapping[str, Any]) -> TensorSpec:
