@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 TEST_TOOLS := "pytest>=8" "ruff>=0.6" "hypothesis>=6.100" "tritonclient[http]>=2.40" "selenium>=4.20"
 DEMO := demo-output
 
-.PHONY: install demo test lint clean startup-bench
+.PHONY: install demo test fuzz lint clean startup-bench
 
 install: $(STAMP)
 
@@ -48,6 +48,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The long Hypothesis profile of tests/fuzz (>= 5,000 generated cases); the count and outcomes go to
+# benchmarks/results/fuzz.json.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=long ZOO_FUZZ_SUMMARY=benchmarks/results/fuzz.json ZOO_FUZZ_COMMAND="make fuzz" \
+		$(BIN)/python -m pytest tests/fuzz -q -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

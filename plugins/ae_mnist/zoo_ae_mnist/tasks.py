@@ -35,16 +35,23 @@ def reconstruct(ctx: TaskContext, n: int) -> Path:
     return path
 
 
+MAX_CODES = 10_000  # a grid of 10,000 digits is already a 2,800-pixel square at scale 1
+
+
 def load_codes(path: Path, z_dim: int) -> torch.Tensor:
     """A float array [N,z_dim] from a .npy file; anything else is one clear ZooError."""
     try:
-        codes = np.load(path, allow_pickle=False)
+        # mapped, not read: a header claiming [1e11, 20] is refused here, before anything is allocated
+        codes = np.load(path, allow_pickle=False, mmap_mode="r")
     except (ValueError, OSError, EOFError) as error:
-        raise ZooError(f"--z {path}: not a readable .npy array ({str(error).splitlines()[0]}); "
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ZooError(f"--z {path}: not a readable .npy array ({reason}); "
                        "save one with numpy.save(path, array)") from None
     if not isinstance(codes, np.ndarray) or codes.ndim != 2 or codes.shape[1] != z_dim or codes.shape[0] == 0:
         shape = list(codes.shape) if isinstance(codes, np.ndarray) else type(codes).__name__
         raise ZooError(f"--z {path}: codes must have shape [N,{z_dim}] with N >= 1, got {shape}")
+    if codes.shape[0] > MAX_CODES:
+        raise ZooError(f"--z {path}: {codes.shape[0]} codes, more than the {MAX_CODES} one grid can show")
     if not (np.issubdtype(codes.dtype, np.floating) or np.issubdtype(codes.dtype, np.integer)):
         raise ZooError(f"--z {path}: codes must be numbers, got dtype {codes.dtype}")
     if not np.isfinite(codes).all():
