@@ -22,6 +22,7 @@ import click
 import pluggy
 
 from zoo_core import __version__, hookspecs
+from zoo_core.errors import error_line
 from zoo_core.spec import ModelSpec, RuntimeSpec
 
 GROUP = "zoo"
@@ -252,9 +253,7 @@ def _accepted(arguments: dict[str, Any], impl: pluggy.HookImpl) -> dict[str, Any
     return {name: arguments[name] for name in impl.argnames if name in arguments}
 
 
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+_one_line = error_line
 
 
 _HOST: PluginHost | None = None

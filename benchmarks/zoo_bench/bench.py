@@ -31,7 +31,7 @@ from zoo_bench.measure import Peak, config_differs, count_gflops, measure_peak
 from zoo_bench.ort_backend import OnnxRuntime, measure_int8_peak
 from zoo_bench.sources import load_weights, onnx_files, resolve_source
 from zoo_bench.timing import TimingRule, time_calls, warm_up
-from zoo_core.errors import UsageError
+from zoo_core.errors import UsageError, error_line
 from zoo_core.plugins import RegisteredModel
 
 BASELINE = ("torch", "fp32")
@@ -434,9 +434,5 @@ class Benchmark:
         return result
 
 
-def one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+one_line = error_line  # a cell's skip reason: one line, at most 300 characters
 
