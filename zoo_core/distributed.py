@@ -35,6 +35,8 @@ from zoo_core.errors import UsageError, ZooError
 
 #: Set by the launcher so that every worker, and every restart of the group, names a fresh run directory alike.
 RUN_STAMP_ENV = "ZOO_RUN_STAMP"
+#: Steps between two checks that every rank agrees on stopping (Ctrl-C).
+AGREE_EVERY = 16
 #: The `zoo train` options that steer the launcher, not the workers.
 LAUNCH_OPTIONS = ("nproc", "nnodes", "rdzv_endpoint", "rdzv_timeout", "max_restarts")
 
@@ -133,6 +135,17 @@ class Group:
         box = [value]
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
+
+    def anyone(self, flag: bool, step: int | None = None) -> bool:
+        """Whether any rank raised ``flag`` (Ctrl-C reaches the processes at different steps, and they must stop at
+        the same one). Asked of the group every :data:`AGREE_EVERY` steps, not each, to spare a sync per step."""
+        if not self.active:
+            return flag
+        if step is not None and step % AGREE_EVERY:
+            return False
+        raised = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        torch.distributed.all_reduce(raised, op=torch.distributed.ReduceOp.MAX)
+        return bool(raised.item())
 
     def barrier(self) -> None:
         if self.active:
@@ -301,7 +314,7 @@ def launch(worker_args: Sequence[str], *, nproc: int, nnodes: int, rdzv_endpoint
         raise UsageError("--nproc: training on several processes needs --device cpu or cuda, not mps")
     if rdzv_endpoint is not None:
         _check_endpoint(rdzv_endpoint)
-    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, SignalException, Std
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.rendezvous.api import RendezvousError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
@@ -328,15 +341,31 @@ def launch(worker_args: Sequence[str], *, nproc: int, nnodes: int, rdzv_endpoint
     import logging
 
     # the agent logs each failure over several lines; the one line below says it, and rank 0 says each restart
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    for name in [*logging.root.manager.loggerDict, "torch.distributed.elastic"]:
+        if name.startswith("torch.distributed.elastic"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         elastic_launch(config, sys.executable)("-m", "zoo_core", "train", *worker_args)
     except ChildFailedError as error:
         raise ZooError(_failure_line(error, log_dir)) from None
+    except SignalException as error:  # Ctrl-C or a scheduler's SIGTERM: the agent has stopped the workers
+        stopped = ZooError(f"stopped by {signal_name(error.sigval)}; the processes saved a checkpoint if rank 0 said "
+                           "so above, else the last one stands (continue with --resume)")
+        stopped.exit_code = 128 + int(error.sigval)
+        raise stopped from None
     except RendezvousError as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ZooError(f"could not gather {nnodes} machine(s) at {rdzv_endpoint or 'localhost'} within "
                        f"{rdzv_timeout} s: {reason}") from None
+
+
+def signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _stamp() -> str:

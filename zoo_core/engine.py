@@ -264,7 +264,7 @@ class Trainer:
                 if not epoch.finished:
                     break
                 self._end_epoch(state, epoch, progress)
-                if interrupt["stop"] and not stop_reason:
+                if self.group.anyone(interrupt["stop"]) and not stop_reason:
                     stop_reason = "interrupted"
         if self.group.is_main:
             self._plot_losses()
@@ -358,7 +358,7 @@ class Trainer:
             progress.advance(done, position.items, shown, done, time.perf_counter() - started + position.seconds)
             if self.options.max_steps is not None and position.global_step >= self.options.max_steps:
                 stop_reason = f"reached --max-steps {self.options.max_steps}"
-            elif interrupt["stop"]:
+            elif self.group.anyone(interrupt["stop"], position.global_step):
                 stop_reason = "interrupted"
             saving = self.options.save_every and position.global_step % self.options.save_every == 0
             if (stop_reason or saving) and done < len(batches):
