@@ -1,6 +1,7 @@
 """zoo: a plugin-based zoo of generative image models with exported runtimes.
 
-Plugins import :data:`hookimpl` from here and the spec classes from ``zoo_core.spec``.
+Plugins import :data:`hookimpl`, the spec classes and everything else they use from ``zoo_core.api``, the
+versioned plugin API (``hookimpl`` stays importable from here too).
 This module stays light: it imports neither torch nor any plugin.
 """
 

@@ -41,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "ZooError": "zoo_core.errors:ZooError",
     "UsageError": "zoo_core.errors:UsageError",
     "DataError": "zoo_core.data.errors:DataError",
+    "error_line": "zoo_core.errors:error_line",
     # -- training: the recipe the engine drives ---------------------------------------------------------------
     "Recipe": "zoo_core.recipe:Recipe",
     "BestMetric": "zoo_core.recipe:BestMetric",
