@@ -339,7 +339,9 @@ def launch(worker_args: Sequence[str], *, nproc: int, nnodes: int, rdzv_endpoint
         else {"join_timeout": rdzv_timeout, "read_timeout": rdzv_timeout},
         max_restarts=max_restarts, monitor_interval=0.2, start_method="spawn")
     import logging
+    import warnings
 
+    warnings.filterwarnings("ignore", category=ResourceWarning)  # the agent leaves its workers' log files open
     # the agent logs each failure over several lines; the one line below says it, and rank 0 says each restart
     for name in [*logging.root.manager.loggerDict, "torch.distributed.elastic"]:
         if name.startswith("torch.distributed.elastic"):
@@ -347,7 +349,10 @@ def launch(worker_args: Sequence[str], *, nproc: int, nnodes: int, rdzv_endpoint
     try:
         elastic_launch(config, sys.executable)("-m", "zoo_core", "train", *worker_args)
     except ChildFailedError as error:
-        raise ZooError(_failure_line(error, log_dir)) from None
+        failed = ZooError(_failure_line(error, log_dir))
+        exit_code = error.get_first_failure()[1].exitcode
+        failed.exit_code = exit_code if exit_code > 0 else 128 - exit_code  # a signal's shell convention
+        raise failed from None
     except SignalException as error:  # Ctrl-C or a scheduler's SIGTERM: the agent has stopped the workers
         stopped = ZooError(f"stopped by {signal_name(error.sigval)}; the processes saved a checkpoint if rank 0 said "
                            "so above, else the last one stands (continue with --resume)")
