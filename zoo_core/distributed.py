@@ -20,6 +20,7 @@ What the engine does with a :class:`Group` of more than one process:
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import uuid
@@ -346,10 +347,12 @@ def launch(worker_args: Sequence[str], *, nproc: int, nnodes: int, rdzv_endpoint
     for name in [*logging.root.manager.loggerDict, "torch.distributed.elastic"]:
         if name.startswith("torch.distributed.elastic"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
+    keep_logs = False
     try:
         elastic_launch(config, sys.executable)("-m", "zoo_core", "train", *worker_args)
     except ChildFailedError as error:
-        failed = ZooError(_failure_line(error, log_dir))
+        line, keep_logs = _failure_line(error, log_dir)
+        failed = ZooError(line)
         exit_code = error.get_first_failure()[1].exitcode
         failed.exit_code = exit_code if exit_code > 0 else 128 - exit_code  # a signal's shell convention
         raise failed from None
@@ -359,9 +362,15 @@ def launch(worker_args: Sequence[str], *, nproc: int, nnodes: int, rdzv_endpoint
         stopped.exit_code = 128 + int(error.sigval)
         raise stopped from None
     except RendezvousError as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        cause: BaseException = error
+        while cause.__cause__ is not None:  # "See inner exception for details": the innermost says what failed
+            cause = cause.__cause__
+        reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:200]
         raise ZooError(f"could not gather {nnodes} machine(s) at {rdzv_endpoint or 'localhost'} within "
                        f"{rdzv_timeout} s: {reason}") from None
+    finally:
+        if not keep_logs:
+            shutil.rmtree(log_dir, ignore_errors=True)
 
 
 def signal_name(number: int) -> str:
@@ -379,24 +388,28 @@ def _stamp() -> str:
     return datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-def _failure_line(error: Any, log_dir: Path) -> str:
+def _failure_line(error: Any, log_dir: Path) -> tuple[str, bool]:
+    """One line naming the first rank that failed and why; and whether its log is worth keeping."""
     rank, failure = error.get_first_failure()
+    where = ""
     if failure.exitcode < 0:
         cause = f"killed by {failure.signal_name()}"
     else:
         cause = f"exit code {failure.exitcode}"
-        last = _last_line(log_dir, failure.local_rank)
+        last, path = _last_line(log_dir, failure.local_rank)
         if last:
             cause += f": {last.removeprefix('zoo: ')}"
-    return f"training stopped: rank {rank} failed ({cause}); the other processes were stopped"
+            where = f"; its output: {path}" if not last.startswith("zoo: ") else ""  # a traceback: keep it
+    return f"training stopped: rank {rank} failed ({cause}); the other processes were stopped{where}", bool(where)
 
 
-def _last_line(log_dir: Path, local_rank: int) -> str:
-    """The last non-empty stderr line a redirected worker wrote (rank 0 writes to the terminal: empty)."""
-    for path in sorted(log_dir.rglob("stderr.log")):
+def _last_line(log_dir: Path, local_rank: int) -> tuple[str, Path | None]:
+    """The last non-empty stderr line a redirected worker wrote in its latest attempt, and that file (rank 0 writes
+    to the terminal: nothing)."""
+    for path in sorted(log_dir.rglob("stderr.log"), reverse=True):  # attempt_N/LOCAL_RANK/stderr.log, latest first
         if path.parent.name != str(local_rank):
             continue
         lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
         if lines:
-            return lines[-1]
-    return ""
+            return lines[-1], path
+    return "", None
