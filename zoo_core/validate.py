@@ -72,7 +72,7 @@ def check_config(spec: ModelSpec, config: Any, where: str) -> dict[str, Any]:
         raise ZooError(f"{where}: config must be a JSON object, found {type(config).__name__}")
     preset_name = config.get("preset")
     presets = {p.name: p for p in spec.presets}
-    if preset_name not in presets:
+    if not isinstance(preset_name, str) or preset_name not in presets:
         raise ZooError(f"{where}: config names preset {_short(preset_name)}, which {spec.name} does not have "
                        f"({', '.join(presets)})")
     defaults = presets[preset_name].values

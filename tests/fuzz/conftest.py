@@ -32,7 +32,7 @@ settings.register_profile("long", max_examples=500, print_blob=True, **COMMON)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 settings.load_profile(PROFILE)
 # The CLI cases start a real `zoo` process each (about two seconds with torch): fewer of them.
-CLI_EXAMPLES = {"ci": 8, "long": 300}.get(PROFILE, 8)
+CLI_EXAMPLES = {"ci": 8, "long": 150}.get(PROFILE, 8)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -43,7 +43,8 @@ def load_codes(path: Path, z_dim: int) -> torch.Tensor:
     try:
         # mapped, not read: a header claiming [1e11, 20] is refused here, before anything is allocated
         codes = np.load(path, allow_pickle=False, mmap_mode="r")
-    except (ValueError, OSError, EOFError) as error:
+    # numpy parses the header with Python's tokenizer: a damaged one raises SyntaxError, TokenError, TypeError...
+    except Exception as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ZooError(f"--z {path}: not a readable .npy array ({reason}); "
                        "save one with numpy.save(path, array)") from None
