@@ -17,7 +17,7 @@ install: $(STAMP)
 
 $(STAMP): Makefile $(addsuffix /pyproject.toml,$(DISTS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade "pip>=24" "setuptools>=69" wheel
+	$(BIN)/python -m pip install -q --upgrade "pip>=24" "setuptools>=77" wheel
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q --no-build-isolation $(addprefix -e ,$(DISTS)) $(TEST_TOOLS)
 	touch $(STAMP)
