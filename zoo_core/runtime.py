@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from zoo_core.errors import ZooError
 from zoo_core.plugins import RegisteredModel
 from zoo_core.spec import BATCH, GraphSpec
+
+if TYPE_CHECKING:
+    from zoo_core.models import LoadedModel
 
 RANGE_SLACK = 1e-3
 
@@ -73,9 +76,19 @@ class TorchRunner:
                  quiet: bool = False) -> None:
         from zoo_core.models import load_model, log_to_stderr
 
-        self.model = model
-        self.loaded = load_model(model, run=source.run, checkpoint=source.checkpoint, device=source.device,
-                                 log=None if quiet else (log or log_to_stderr))
+        self._attach(load_model(model, run=source.run, checkpoint=source.checkpoint, device=source.device,
+                                log=None if quiet else (log or log_to_stderr)))
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedModel) -> TorchRunner:
+        """A runner over a model already loaded by :func:`zoo_core.models.load_model` (or built by build_model)."""
+        runner = cls.__new__(cls)
+        runner._attach(loaded)
+        return runner
+
+    def _attach(self, loaded: LoadedModel) -> None:
+        self.model = loaded.model
+        self.loaded = loaded
         self.device = self.loaded.device
         self.config = self.loaded.config
         self.recipe = self.loaded.recipe

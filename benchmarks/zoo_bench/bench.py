@@ -29,7 +29,7 @@ from zoo_bench.choices import COMPILE_MODES, MEMORY_FORMATS, PRECISIONS, RUNTIME
 from zoo_bench.machine import describe_machine, usable_cores
 from zoo_bench.measure import Peak, config_differs, count_gflops, measure_peak
 from zoo_bench.ort_backend import OnnxRuntime, measure_int8_peak
-from zoo_bench.sources import load_weights, onnx_files, resolve_source
+from zoo_bench.sources import onnx_files, resolve_source
 from zoo_bench.timing import TimingRule, time_calls, warm_up
 from zoo_core.errors import UsageError, error_line
 from zoo_core.plugins import RegisteredModel
@@ -148,11 +148,9 @@ class BenchReport:
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` is CUDA when present, else CPU; ``cuda`` without CUDA stays cuda, and every cell says why it skipped."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda"):
-        raise UsageError(f"--device must be cpu, cuda or auto, got {name!r}")
-    return torch.device(name)
+    from zoo_core.models import select_device
+
+    return select_device(name, choices=("cpu", "cuda"), must_exist=False)
 
 
 def check_options(options: BenchOptions, runtimes: Sequence[str]) -> None:
@@ -291,7 +289,7 @@ class Benchmark:
 
     def run_model(self, model: RegisteredModel, cells: Sequence[Cell] | None = None) -> list[CellResult]:
         """Measure ``cells`` (default: the model's whole plan) and add them to the report."""
-        from zoo_core.engine import build_networks, build_recipe
+        from zoo_core.models import build_model, load_model
 
         spec = model.spec
         o = self.options
@@ -305,11 +303,11 @@ class Benchmark:
         results: list[CellResult] = []
         build_device = self.device if self.device.type != "cuda" or torch.cuda.is_available() else torch.device("cpu")
         with bench_environment(self.device, self.threads):
-            recipe = build_recipe(model, source.config)
-            networks = build_networks(recipe, o.seed, torch.device("cpu"))
-            load_weights(networks, source)
-            for net in networks.values():
-                net.to(build_device).eval()
+            if source.checkpoint is not None:
+                loaded = load_model(model, checkpoint=source.checkpoint, device=build_device)
+            else:
+                loaded = build_model(model, source.config, device=build_device, seed=o.seed)
+            recipe, networks = loaded.recipe, loaded.networks
             recount = source.checkpoint is not None or config_differs(source.config,
                                                                        spec.preset(spec.card_preset).values)
 

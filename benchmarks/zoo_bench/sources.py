@@ -21,9 +21,6 @@ import torch
 from zoo_core.errors import ZooError
 from zoo_core.plugins import RegisteredModel
 
-OPSET = 18  # DESIGN.md: newer opsets have had CUDA kernels missing for Pad and ConvTranspose
-TRACE_BATCH = 2  # torch.export specialises size-1 dimensions
-
 
 @dataclass
 class WeightSource:
@@ -64,24 +61,12 @@ def resolve_source(model: RegisteredModel, preset: str | None, overrides: Mappin
         config = dict(record.config)
         return WeightSource(str(config.get("preset", "-")), f"export {export_dir}", config, checkpoint, record)
     if checkpoint is not None:
-        from zoo_core.checkpoint import load_checkpoint
+        from zoo_core.models import read_checkpoint
 
-        ckpt = load_checkpoint(checkpoint)
-        if ckpt.meta.get("model") != model.name:
-            raise ZooError(f"{checkpoint} is a checkpoint of {ckpt.meta.get('model')!r}, not {model.name!r}")
-        config = dict(ckpt.config)
+        config = dict(read_checkpoint(model, checkpoint).config)
         return WeightSource(str(config.get("preset", "-")), f"checkpoint {checkpoint}", config, checkpoint)
     name = preset or spec.card_preset
     return WeightSource(name, "random", resolve_config(spec, name, overrides))
-
-
-def load_weights(networks: Mapping[str, torch.nn.Module], source: WeightSource) -> None:
-    """Replace the random weights with the source's checkpoint, when it has one."""
-    if source.checkpoint is None:
-        return
-    from zoo_core.checkpoint import load_checkpoint, restore_networks
-
-    restore_networks(dict(networks), load_checkpoint(source.checkpoint))
 
 
 def onnx_files(model: RegisteredModel, source: WeightSource, recipe: Any, module: torch.nn.Module, graph: str,
@@ -94,11 +79,9 @@ def onnx_files(model: RegisteredModel, source: WeightSource, recipe: Any, module
     if source.export is not None:
         return lambda precision: source.export.graph_file(graph, precision)
     try:
-        from zoo_export.manifest import graph_json
-        from zoo_export.onnx_export import export_graph, metadata_properties
+        from zoo_export.onnx_export import export_model_graph
     except ImportError:
         return None
-    from zoo_core import __version__ as zoo_version
 
     made: dict[str, Path] = {}
     failed: dict[str, Exception] = {}
@@ -115,16 +98,12 @@ def onnx_files(model: RegisteredModel, source: WeightSource, recipe: Any, module
             raise failed[precision]  # an export that failed once fails again: do not pay for it per batch size
         if precision not in made:
             started = time.perf_counter()
-            spec = recipe.spec.graph(graph)
             suffix = ".onnx" if precision == "fp32" else f".{precision}.onnx"
-            properties = metadata_properties(model.name, model.distribution, model.version, zoo_version,
-                                             graph_json(spec, recipe.config), precision)
-            inputs = recipe.example_inputs(graph, TRACE_BATCH, torch.Generator().manual_seed(0))
             on_cpu = all(p.device.type == "cpu" for p in module.parameters())
             cpu_module = module if on_cpu else copy.deepcopy(module).cpu().eval()
             try:
-                made[precision] = export_graph(cpu_module, inputs, spec, workdir / f"{model.name}-{graph}{suffix}",
-                                               OPSET, properties, precision, float_io=True).path
+                made[precision] = export_model_graph(model, recipe, cpu_module, recipe.spec.graph(graph),
+                                                     workdir / f"{model.name}-{graph}{suffix}", precision).path
             except Exception as error:
                 failed[precision] = error
                 raise

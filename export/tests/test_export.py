@@ -11,7 +11,7 @@ import onnx
 import pytest
 import torch
 from torch import nn
-from zoo_export import pipeline, validation
+from zoo_export import onnx_export, validation
 from zoo_export.manifest import FORMAT, FORMAT_VERSION, MANIFEST, load_export
 from zoo_export.onnx_export import ExportedFile, export_graph, export_module
 from zoo_export.pipeline import ExportOptions, export_model
@@ -136,7 +136,7 @@ def reuse_exported_files(tiny: Exported, monkeypatch: pytest.MonkeyPatch) -> Non
         shutil.copyfile(tiny.export / path.name, path)
         return ExportedFile(path, "dynamo", None, "float32")
 
-    monkeypatch.setattr(pipeline, "export_graph", copy_file)
+    monkeypatch.setattr(onnx_export, "export_graph", copy_file)  # under export_model_graph
 
 
 def test_failed_validation_prints_table_exits_1_and_keeps_previous_export(

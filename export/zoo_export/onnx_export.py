@@ -28,6 +28,8 @@ from zoo_core.errors import ZooError
 from zoo_core.spec import GraphSpec
 
 BATCH_AXIS = "N"
+DEFAULT_OPSET = 18  # DESIGN.md: newer opsets have had CUDA kernels missing for Pad and ConvTranspose
+TRACE_BATCH = 2  # torch.export specialises size-1 dimensions, so trace with at least 2
 PROTOBUF_LIMIT = 2**31  # bytes: a single-file .onnx cannot hold more
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 RANDOM_OPS = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
@@ -208,3 +210,20 @@ def export_graph(module: nn.Module, inputs: Sequence[torch.Tensor], spec: GraphS
     check_file(path, spec)
     stamp_metadata(path, {**properties, "zoo_exporter": exporter}, spec.summary)
     return ExportedFile(path, exporter, note, io_dtype)
+
+
+def export_model_graph(model: Any, recipe: Any, module: nn.Module, graph: GraphSpec, path: Path,
+                       precision: str = "fp32", opset: int = DEFAULT_OPSET, float_io: bool = True,
+                       seed: int = 0) -> ExportedFile:
+    """One graph of a model (a RegisteredModel and its Recipe) to a checked, stamped ``.onnx`` at ``path``.
+
+    The one export path of ``zoo export`` and ``zoo bench``: both trace the same inputs
+    (:data:`TRACE_BATCH` items of ``recipe.example_inputs`` from ``seed``) at the same default opset.
+    """
+    from zoo_core import __version__ as zoo_version
+    from zoo_export.manifest import graph_json
+
+    properties = metadata_properties(model.name, model.distribution, model.version, zoo_version,
+                                     graph_json(graph, recipe.config), precision)
+    inputs = recipe.example_inputs(graph.name, TRACE_BATCH, torch.Generator().manual_seed(seed))
+    return export_graph(module, inputs, graph, path, opset, properties, precision, float_io)

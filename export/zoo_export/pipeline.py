@@ -27,13 +27,14 @@ from zoo_core import __version__ as zoo_version
 from zoo_core import io as zio
 from zoo_core.checkpoint import file_sha256
 from zoo_core.errors import UsageError, ZooError
+from zoo_core.models import load_model
 from zoo_core.plugins import RegisteredModel
 from zoo_core.recipe import DataSource, TrainingData
-from zoo_core.runtime import RuntimeSource, TorchRunner
+from zoo_core.runtime import TorchRunner
 from zoo_core.spec import GraphSpec, ModelSpec
 from zoo_export import __version__ as export_version
 from zoo_export.manifest import FORMAT, FORMAT_VERSION, MANIFEST, ExportRecord, graph_json, read_manifest, tolerance
-from zoo_export.onnx_export import ExportedFile, export_graph, metadata_properties
+from zoo_export.onnx_export import DEFAULT_OPSET, TRACE_BATCH, ExportedFile, export_model_graph
 from zoo_export.quantize import Int8Data, Int8Options, export_int8
 from zoo_export.sessions import SessionSettings, gpu_available
 from zoo_export.validation import GraphResult, format_table, input_sets, validate_file
@@ -53,14 +54,14 @@ class ExportOptions:
     checkpoint: Path | None = None
     out: Path | None = None
     graphs: Sequence[str] | None = None
-    opset: int = 18
+    opset: int = DEFAULT_OPSET
     fp16: bool = False
     fp16_io: bool = False
     int8: Int8Options | None = None  # also write GRAPH.int8.onnx where the graph's quality bars hold
     aoti: bool = False  # also write GRAPH.pt2 (AOTInductor package)
     validate: bool = True
     force: bool = False  # replace a previous zoo export at ``out`` (never anything else)
-    trace_batch: int = 2  # torch.export specialises size-1 dimensions, so trace with at least 2
+    trace_batch: int = TRACE_BATCH  # the AOTInductor trace; ONNX files always trace TRACE_BATCH items
     seed: int = 0
     log: Callable[[str], None] = field(default=_stderr)
 
@@ -241,18 +242,16 @@ def _file_record(exported: ExportedFile) -> dict[str, Any]:
             "exporter": exported.exporter, "exporter_note": exported.note, "io_dtype": exported.io_dtype}
 
 
-def _export_files(runner: TorchRunner, model: RegisteredModel, graph: GraphSpec, record: dict[str, Any],
-                  stage: Path, options: ExportOptions) -> dict[str, ExportedFile]:
+def _export_files(runner: TorchRunner, model: RegisteredModel, graph: GraphSpec, stage: Path,
+                  options: ExportOptions) -> dict[str, ExportedFile]:
     """The graph's fp32 file (and fp16 file) in ``stage``, by precision."""
     module = runner.module(graph.name)
-    trace_inputs = runner.recipe.example_inputs(graph.name, options.trace_batch,
-                                                torch.Generator().manual_seed(options.seed))
     files: dict[str, ExportedFile] = {}
     for precision in ("fp32", "fp16") if options.fp16 or options.fp16_io else ("fp32",):
         suffix = ".onnx" if precision == "fp32" else ".fp16.onnx"
-        properties = metadata_properties(model.name, model.distribution, model.version, zoo_version, record, precision)
-        files[precision] = export_graph(module, trace_inputs, graph, stage / f"{graph.name}{suffix}", options.opset,
-                                        properties, precision, float_io=not options.fp16_io)
+        files[precision] = export_model_graph(model, runner.recipe, module, graph, stage / f"{graph.name}{suffix}",
+                                              precision, options.opset, float_io=not options.fp16_io,
+                                              seed=options.seed)
         options.log(f"zoo: exported {graph.name} ({precision}, {files[precision].exporter} exporter)")
     return files
 
@@ -293,7 +292,7 @@ def export_model(model: RegisteredModel, options: ExportOptions) -> Path:
     remove_stale_temporaries(out, options.log)
     check_target(out, options.force)
     graphs = select_graphs(model.spec, options.graphs)
-    runner = TorchRunner(model, RuntimeSource(run=options.run, checkpoint=options.checkpoint, device="cpu"))
+    runner = TorchRunner.from_loaded(load_model(model, run=options.run, checkpoint=options.checkpoint, device="cpu"))
     samples = DataSamples(runner)
     with staged_directory(out) as stage:
         entries: dict[str, Any] = {}
@@ -303,7 +302,7 @@ def export_model(model: RegisteredModel, options: ExportOptions) -> Path:
         int8_inputs: Int8Data | None = None
         for graph in graphs:
             record = graph_json(graph, runner.config)
-            files = _export_files(runner, model, graph, record, stage, options)
+            files = _export_files(runner, model, graph, stage, options)
             entries[graph.name] = {**record, **_file_record(files["fp32"]),
                                    "fp16": _file_record(files["fp16"]) if "fp16" in files else None}
             if options.validate:
