@@ -107,7 +107,7 @@ class ExportRecord:
         listed = []
         for entry in self.manifest["graphs"].values():
             listed.append((entry["file"], entry["sha256"]))
-            for extra in ("fp16", "int8", "aoti"):
+            for extra in FILE_VARIANTS:
                 if entry.get(extra):
                     listed.append((entry[extra]["file"], entry[extra]["sha256"]))
         return listed
