@@ -293,6 +293,7 @@ def plugin_new(name: str, directory: Path | None) -> None:
               help="Continue the run in this directory from its last checkpoint.")
 @click.option("--save-every", type=click.IntRange(min=1), help="Also checkpoint every N steps.")
 @click.option("--no-progress", is_flag=True, help="No progress bar or epoch lines.")
+@click.option("--threads", type=int, help="CPU threads for torch (default: ZOO_THREADS, else one per core).")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
               help="Training processes on this machine (DDP; one per GPU with --device cuda).")
 @click.option("--nnodes", type=click.IntRange(min=1), default=1, show_default=True,
@@ -306,13 +307,16 @@ def train_command(model: str, preset: str | None, data: Path | None, data_a: Pat
                   strict: bool, val_split: float | None, limit: int | None, epochs: int | None,
                   max_steps: int | None, batch_size: int | None, lr: float | None, assignments: tuple[str, ...],
                   seed: int, device: str, out: Path | None, resume: Path | None, save_every: int | None,
-                  no_progress: bool, nproc: int, nnodes: int, rdzv_endpoint: str | None,
+                  no_progress: bool, threads: int | None, nproc: int, nnodes: int, rdzv_endpoint: str | None,
                   rdzv_timeout: int, max_restarts: int) -> None:
     """Train MODEL; writes a run directory with checkpoints, metrics and sample grids."""
     workers_cpp_log = os.environ.get("TORCH_CPP_LOG_LEVEL")
     if nproc > 1 or nnodes > 1 or rdzv_endpoint is not None:  # read once as torch loads
         os.environ["TORCH_CPP_LOG_LEVEL"] = "FATAL"  # the launcher's store retries would print C++ stack traces
     from zoo_core.config import parse_assignment
+    from zoo_core.threads import apply_threads
+
+    apply_threads(threads)
     from zoo_core.engine import TrainOptions, train
     from zoo_core.recipe import DataSource
 
@@ -356,24 +360,27 @@ GENERATE_OPTIONS = [
     click.Option(["--data-b"], type=click.Path(exists=True, file_okay=False, path_type=Path)),
     click.Option(["--strict"], is_flag=True),
     click.Option(["--limit"], type=click.IntRange(min=1)),
+    click.Option(["--threads"], type=int, help="CPU threads for torch (default: ZOO_THREADS, else one per core)."),
 ]
 COMMON = {p.name for p in GENERATE_OPTIONS}
 
 
 def run_task(model_name: str, task_name: str, params: dict[str, Any]) -> None:
-    from zoo_core.engine import build_recipe
+    from zoo_core.models import build_recipe
     from zoo_core.recipe import DataSource
     from zoo_core.runtime import RuntimeSource
     from zoo_core.spec import load_object
     from zoo_core.tasks import TaskContext
+    from zoo_core.threads import apply_threads
 
+    apply_threads(params["threads"])
     model = get_model(model_name)
     task = model.spec.task(task_name)
     runtime = get_runtime(params["runtime"])
     source = RuntimeSource(run=params["run"], checkpoint=params["checkpoint"], export=params["export"],
                            device=params["device"])
     runner = load_object(runtime.spec.loader)(model, source)
-    recipe = getattr(runner, "recipe", None) or build_recipe(model, runner.config)
+    recipe = build_recipe(model, runner.config)  # every runtime knows its config; tasks read data through a recipe
     data = DataSource(data=params["data"], data_a=params["data_a"], data_b=params["data_b"],
                       strict=params["strict"], limit=params["limit"])
     out = params["out"] or Path("generated") / model.name
@@ -433,6 +440,9 @@ def generate_group() -> None:
 
 
 def main() -> None:
+    from zoo_core.threads import passive_openmp_wait
+
+    passive_openmp_wait()  # before anything imports torch: libgomp reads the policy once
     cli(prog_name="zoo")
 
 

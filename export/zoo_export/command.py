@@ -47,12 +47,17 @@ def _graph_names(text: str | None) -> list[str] | None:
               help="Also write a Triton model repository here: MODEL.GRAPH/config.pbtxt and MODEL.GRAPH/1/model.onnx.")
 @click.option("--triton-max-batch", type=click.IntRange(1, 1024), default=8, show_default=True,
               help="max_batch_size (and dynamic batching) of the --triton models.")
+@click.option("--threads", type=int, help="CPU threads for torch (default: ZOO_THREADS, else one per core).")
 def export_command(model: str, run: Path | None, checkpoint: Path | None, out: Path | None, graphs: str | None,
                    opset: int, fp16: bool, fp16_io: bool, int8: bool, calibration_data: Path | None,
                    calibration_method: str, calibration_samples: int, formats: tuple[str, ...],
-                   no_validate: bool, force: bool, triton: Path | None = None, triton_max_batch: int = 8) -> None:
+                   no_validate: bool, force: bool, triton: Path | None = None, triton_max_batch: int = 8,
+                   threads: int | None = None) -> None:
     """Export MODEL's graphs to ONNX, validate them against PyTorch and write manifest.json."""
     from zoo_core.registry import get_model
+    from zoo_core.threads import apply_threads
+
+    apply_threads(threads)
     from zoo_export.pipeline import ExportOptions, export_model
     from zoo_export.quantize import Int8Options
 
