@@ -12,11 +12,13 @@ import pytest
 import torch
 from torch import nn
 
+from zoo_core import engine
 from zoo_core.checkpoint import load_checkpoint
-from zoo_core.engine import TrainOptions, derive_seed, select_device, train
+from zoo_core.engine import TrainOptions, derive_seed, train
 from zoo_core.errors import UsageError
+from zoo_core.models import select_device
 from zoo_core.plugins import RegisteredModel
-from zoo_core.recipe import Batches, DataSource, Recipe, StepContext, TrainingData, linear_decay
+from zoo_core.recipe import Batches, BestMetric, DataSource, Recipe, StepContext, TrainingData, linear_decay
 from zoo_core.spec import GraphSpec, ModelSpec, NetworkSpec, Preset, TensorSpec
 from zoo_core.testing import torch_threads
 
@@ -28,6 +30,7 @@ class TinyRecipe(Recipe):
     """Denoising on random vectors: dropout (global RNG), step noise (run generator), an LR schedule."""
 
     crash_at_step: int | None = None  # set by a test to simulate a crash mid-run
+    best_checkpoint = BestMetric("loss", "min")
 
     def build_networks(self) -> dict[str, nn.Module]:
         return {"net": nn.Sequential(nn.Linear(FEATURES, 8), nn.Dropout(0.25), nn.Linear(8, FEATURES))}
@@ -70,7 +73,7 @@ class TinyRecipe(Recipe):
 
 
 VECTOR = TensorSpec("x", ("N", FEATURES))
-SETTINGS = {"items": 60, "batch_size": 8, "lr": 0.01, "epochs": 3}
+SETTINGS = {"items": 60, "batch_size": 8, "lr": 0.01, "epochs": 3, "amp": False}
 SPEC = ModelSpec(
     name="tiny",
     summary="a tiny denoiser for engine tests",
@@ -147,7 +150,7 @@ def test_run_directory_holds_config_metrics_samples_plot_and_checkpoints(referen
 def test_best_checkpoint_is_the_epoch_with_the_lowest_validation_loss(reference: Path) -> None:
     rows = epochs_of(reference)
     best = load_checkpoint(reference / "checkpoints" / "best.safetensors")
-    assert best.meta["position"]["best_loss"] == min(r["val"]["loss"] for r in rows)
+    assert best.meta["position"]["best_metric"] == min(r["val"]["loss"] for r in rows)
     assert "optimizers" not in best.meta  # weights only
     last = load_checkpoint(reference / "checkpoints" / "last.safetensors")
     assert last.meta["position"]["epoch"] == 3 and "optimizers" in last.meta
@@ -201,6 +204,79 @@ def test_resume_refuses_changed_settings_and_spent_budgets(reference: Path, tmp_
         run(out)
     with pytest.raises(UsageError, match=r"no config\.json"):
         resume(tmp_path)
+
+
+class UnrankedRecipe(TinyRecipe):
+    """Like a GAN: no metric ranks its weights."""
+
+    best_checkpoint = None
+
+
+class HighestNormRecipe(TinyRecipe):
+    """Selects by the largest training metric, to show mode max and the training-metric fallback."""
+
+    best_checkpoint = BestMetric("noisy_norm", "max")
+
+    def load_data(self, source: DataSource) -> TrainingData:
+        return TrainingData(train=super().load_data(source).train, val=None)
+
+    def sample_grid(self, networks: Mapping[str, nn.Module], data: TrainingData,
+                    device: torch.device) -> torch.Tensor | None:
+        return None
+
+
+def model_with(recipe: str) -> RegisteredModel:
+    return RegisteredModel(ModelSpec(**{**vars(SPEC), "recipe": f"{__name__}:{recipe}"}), "zoo-tiny-test", "0.0")
+
+
+def test_a_recipe_without_a_selection_metric_writes_only_last(tmp_path: Path) -> None:
+    out = train(model_with("UnrankedRecipe"), TrainOptions(out=tmp_path / "run", device="cpu", progress=False))
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.safetensors"]
+
+
+def test_mode_max_keeps_the_highest_training_metric_without_held_out_data(tmp_path: Path) -> None:
+    out = train(model_with("HighestNormRecipe"), TrainOptions(out=tmp_path / "run", device="cpu", progress=False))
+    rows = epochs_of(out)
+    best = load_checkpoint(out / "checkpoints" / "best.safetensors").meta["position"]
+    assert best["best_metric"] == max(r["train"]["noisy_norm"] for r in rows)
+    assert best["epoch"] == 1 + max(range(3), key=lambda e: rows[e]["train"]["noisy_norm"])
+
+
+def test_resume_says_where_it_resumes_and_accepts_the_runs_own_values(
+        reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    run(out, seed=3, max_steps=STEPS_PER_EPOCH + 2)
+    capsys.readouterr()
+    resume(out, preset="quick", overrides={"lr": 0.01, "batch_size": "8", "epochs": 3})
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith(f"zoo: resuming tiny at epoch 2, step {STEPS_PER_EPOCH + 2} from "
+                            f"{out / 'checkpoints' / 'last.safetensors'} (preset quick, cpu)")
+    assert_same_run(out, reference)
+    with pytest.raises(UsageError, match=r"only --epochs may change \(got preset book \(the run's is quick\), "
+                                         r"lr=0.5 \(the run's is 0.01\)\)"):
+        resume(out, preset="book", overrides={"lr": 0.5, "epochs": 4})
+
+
+def test_amp_on_cpu_is_bfloat16_autocast_where_the_cpu_has_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "_cpu_has_bfloat16", lambda: True)
+    out = run(tmp_path / "bf16", overrides={"amp": True, "epochs": 1})
+    record = json.loads((out / "config.json").read_text())
+    assert record["config"]["amp"] is True and record["autocast"] == "bfloat16"
+    monkeypatch.setattr(engine, "_cpu_has_bfloat16", lambda: False)
+    with pytest.raises(UsageError, match="amp=true: this CPU has no bfloat16 arithmetic"):
+        run(tmp_path / "refused", overrides={"amp": True})
+    assert not (tmp_path / "refused").exists()
+
+
+def test_amp_from_a_preset_is_turned_off_and_not_recorded_where_it_cannot_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(engine, "_cpu_has_bfloat16", lambda: False)
+    amp_preset = Preset("quick", "tiny with amp", {**SETTINGS, "amp": True, "epochs": 1})
+    model = RegisteredModel(ModelSpec(**{**vars(SPEC), "presets": (amp_preset, SPEC.presets[1])}), "zoo-tiny", "0.0")
+    out = train(model, TrainOptions(out=tmp_path / "run", device="cpu", progress=False))
+    record = json.loads((out / "config.json").read_text())
+    assert record["config"]["amp"] is False and record["autocast"] is None
+    assert "the preset's amp is off here" in capsys.readouterr().err
 
 
 def test_config_errors_are_usage_errors(tmp_path: Path) -> None:

@@ -118,9 +118,10 @@ def check_position(value: Any, where: str) -> dict[str, Any]:
     for key in ("epoch", "batch", "global_step"):
         if key not in value:
             raise ZooError(f"{where}: position lacks {key}; the checkpoint is not resumable")
-    best = value.get("best_loss")
-    if best is not None and not _is_number(best):
-        raise ZooError(f"{where}: position.best_loss must be a number or null, got {_short(best)}")
+    for key in ("best_metric", "best_loss"):  # best_loss: checkpoints of zoo 0.1
+        best = value.get(key)
+        if best is not None and not _is_number(best):
+            raise ZooError(f"{where}: position.{key} must be a number or null, got {_short(best)}")
     seconds = value.get("seconds", 0.0)
     if not _is_number(seconds) or seconds < 0:
         raise ZooError(f"{where}: position.seconds must be a non-negative number, got {_short(seconds)}")
