@@ -88,7 +88,7 @@ def sync(device: torch.device) -> None:
 def book_split(data_dir: Path) -> tuple[ImageSet, ImageSet, dict[str, Any]]:
     """The exact train and held-out images the engine's book run uses."""
     from zoo_core.config import resolve_config
-    from zoo_core.engine import build_recipe
+    from zoo_core.models import build_recipe
 
     model = get_model("ae_mnist")
     config = resolve_config(model.spec, "book", {})

@@ -133,8 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     run = args.run if args.run is not None else train_quick(args)
     train_wall = time.perf_counter() - started
     model = get_model("cyclegan_hair")
-    checkpoint = run / "checkpoints" / "last.safetensors"  # the end of training: a GAN's "best" loss means little
-    runner = TorchRunner(model, RuntimeSource(checkpoint=checkpoint, device="cpu"))
+    runner = TorchRunner(model, RuntimeSource(run=run, device="cpu"))  # a GAN declares no best: its last checkpoint
     size = int(runner.config["image_size"])
     black, blond = embedded_domains(args.held_out, HELD_OUT_SEED, size)
     with torch.inference_mode():
@@ -151,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": command, "machine": describe_machine("cpu"), "torch_threads": torch.get_num_threads(),
         "load_average_before": [round(v, 2) for v in load_before],
         "load_average_after": [round(v, 2) for v in os.getloadavg()],
-        "run": str(run), "checkpoint": str(checkpoint), "preset": runner.config["preset"], "config": runner.config,
+        "run": str(run), "checkpoint": str(runner.checkpoint), "preset": runner.config["preset"],
+        "config": runner.config,
         "trained_here": args.run is None, "train_wall_seconds": round(train_wall, 1) if args.run is None else None,
         "held_out": {"seed": HELD_OUT_SEED, "black": len(black), "blond": len(blond), "size": size,
                      "note": "embedded portraits drawn with another seed than the training set (seed 0)"},

@@ -39,7 +39,8 @@ from zoo_core import io as zio
 from zoo_core.config import parse_assignment
 from zoo_core.data.imageset import ImageSet, to_float
 from zoo_core.data.procedural import cached
-from zoo_core.engine import TrainOptions, derive_seed, select_device, train
+from zoo_core.engine import TrainOptions, derive_seed, train
+from zoo_core.models import select_device
 from zoo_core.recipe import DataSource
 from zoo_core.registry import get_model
 from zoo_core.runtime import RuntimeSource, TorchRunner
