@@ -16,8 +16,8 @@
    or an InstanceNormalization between DequantizeLinear and QuantizeLinear runs in fp32).
 
 Writes one JSON (default benchmarks/results/int8_aoti_figures.json) with the command, date, machine,
-load averages before and after, and every cell. Other processes on the machine move the figures;
-the ratios come from one run.
+load averages before and after (per part too), and every cell; with --skip, the parts left out keep their
+figures from the previous file. Other processes on the machine move the figures; each ratio comes from one run.
 """
 
 from __future__ import annotations
@@ -201,14 +201,21 @@ def main(argv: list[str] | None = None) -> int:
         "date": started.isoformat(timespec="seconds"), "machine": describe_machine("cpu"), "threads": args.threads,
         "load_average_before": [round(v, 2) for v in load_before],
     }
+    parts = {"quality": ("quality_trained_quick", lambda work: quality_part(args, work)),
+             "activations": ("activations", lambda work: activations_part(args, work)),
+             "speed": ("speed_card_presets", lambda work: speed_part(args))}
+    previous = json.loads(args.results.read_text()) if args.skip and args.results.is_file() else {}
     with tempfile.TemporaryDirectory(prefix="zoo-int8-figures-") as folder:
-        work = Path(folder)
-        if "quality" not in args.skip:
-            result["quality_trained_quick"] = quality_part(args, work)
-        if "activations" not in args.skip:
-            result["activations"] = activations_part(args, work)
-        if "speed" not in args.skip:
-            result["speed_card_presets"] = speed_part(args)
+        for part, (key, measure) in parts.items():
+            if part in args.skip:
+                if key in previous:  # a part left out keeps its figures from the previous run, with their own stamp
+                    result[key] = previous[key]
+                continue
+            before = [round(v, 2) for v in os.getloadavg()]
+            result[key] = measure(Path(folder))
+            result[key]["measured"] = {"command": result["command"], "date": datetime.now(UTC).isoformat(
+                timespec="seconds"), "load_average_before": before,
+                "load_average_after": [round(v, 2) for v in os.getloadavg()]}
     result["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     result["wall_seconds"] = round((datetime.now(UTC) - started).total_seconds(), 1)
     zio.write_json(args.results, result)

@@ -44,6 +44,7 @@ ACTIVATIONS = ("uint8", "int8")
 DEFAULT_SAMPLES = 256
 HELD_OUT = 64  # held-out items each quality bar is measured on
 CHUNK = 8  # calibration items per onnxruntime run
+DATA_LIMIT = 2048  # data items loaded: enough held-out ones for a rate measured in points
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 PSNR_CAP = 200.0  # dB reported for outputs identical to fp32 (JSON has no infinity)
 
@@ -253,7 +254,7 @@ class Int8Data:
         self.data: TrainingData | None = None
         self.problem: str | None = None
         source = DataSource(data=options.data) if options.data is not None else DataSource(
-            limit=max(4 * options.samples, 4 * HELD_OUT))
+            limit=max(4 * options.samples, DATA_LIMIT))
         try:
             self.data = recipe.load_data(source)
         except NotImplementedError:
