@@ -98,7 +98,8 @@ class StepContext:
         self.step = 0
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """Mixed precision when the preset asks for it on CUDA; a no-op elsewhere."""
+        """Mixed precision when ``amp`` is on: float16 (or the preset's amp_dtype) on CUDA, bfloat16 on a CPU with
+        bfloat16 arithmetic; a no-op otherwise (the engine refuses or turns off amp where it cannot run)."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
