@@ -220,6 +220,20 @@ def _check_graph(name: Any, entry: Any, path: Path) -> None:
         raise _refuse(path, f"{where}.tolerance", "must map precisions to non-negative numbers")
 
 
+def _check_axes(entry: dict[str, Any], config: dict[str, Any], path: Path, where: str) -> None:
+    """Every named axis of a declared shape (``z_dim``) is a config value a runtime can allocate for."""
+    batch_axis = "N"
+    for side in ("inputs", "outputs"):
+        for tensor in entry[side]:
+            for dim in tensor["declared_shape"]:
+                if not isinstance(dim, str) or dim == batch_axis:
+                    continue
+                value = config.get(dim)
+                if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1 << 20:
+                    raise _refuse(path, f"config.{dim[:40]}", f"(an axis of {where}.{side}) must be an integer "
+                                  f"from 1 to 2^20, got {str(value)[:40]!r}")
+
+
 def check_manifest(manifest: dict[str, Any], path: Path) -> None:
     """The schema every reader relies on; whatever it refuses is one ZooError naming the field."""
     if not isinstance(manifest.get("model"), str) or not _SAFE_NAME.match(manifest["model"]):
@@ -231,6 +245,7 @@ def check_manifest(manifest: dict[str, Any], path: Path) -> None:
         raise _refuse(path, "graphs", "must be a non-empty object of graph entries")
     for name, entry in graphs.items():
         _check_graph(name, entry, path)
+        _check_axes(entry, manifest["config"], path, f"graphs.{name}")
     opset = manifest.get("opset", 18)
     if not isinstance(opset, int) or isinstance(opset, bool) or not 1 <= opset <= 100:
         raise _refuse(path, "opset", "must be an integer opset version")

@@ -22,6 +22,7 @@ from zoo_core.errors import ZooError
 from zoo_core.plugins import RegisteredModel
 from zoo_core.runtime import RuntimeSource, check_inputs
 from zoo_core.spec import GraphSpec
+from zoo_core.validate import check_config
 from zoo_export.manifest import ExportRecord, load_export
 from zoo_export.sessions import BoundRun, GraphSession, SessionSettings, onnxruntime_module, torch_dtype
 
@@ -105,4 +106,7 @@ def load_onnx_runner(model: RegisteredModel, source: RuntimeSource) -> OnnxRunne
         raise ZooError("--runtime onnxruntime runs an export, not a run or checkpoint: pass --export DIR "
                        f"(made by `zoo export {model.name} --run ...`)")
     directory = source.export or Path("exports") / model.name
-    return open_export(directory, model.name, SessionSettings.from_env(source.device))
+    runner = open_export(directory, model.name, SessionSettings.from_env(source.device))
+    # the tasks read the export's config (z_dim, image_size): the same schema as a checkpoint's
+    check_config(model.spec, runner.config, str(Path(directory) / "manifest.json"))
+    return runner
