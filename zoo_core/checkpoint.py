@@ -21,6 +21,10 @@ from zoo_core import io as zio
 from zoo_core.errors import ZooError
 
 FORMAT = "zoo-checkpoint/1"
+# A run directory's checkpoint files: the one place these names are spelled (zoo_core.models uses them).
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.safetensors"
+BEST_CHECKPOINT = "best.safetensors"
 CHECKSUM_KEY = "tensors_sha256"  # in the zoo metadata; checkpoints written before it load unchecked
 
 
@@ -123,7 +127,7 @@ _STALE_TEMPORARY = re.compile(r"^(\..+\.[A-Za-z0-9_]{8}\.tmp|\.tmp[A-Za-z0-9]{6}
 def remove_stale_temporaries(run_dir: str | os.PathLike[str]) -> list[Path]:
     """Delete the temporaries killed saves left in a run directory (zoo's own names only); returns them."""
     removed = []
-    for folder in (Path(run_dir), Path(run_dir) / "checkpoints", Path(run_dir) / "samples"):
+    for folder in (Path(run_dir), Path(run_dir) / CHECKPOINT_DIR, Path(run_dir) / "samples"):
         if not folder.is_dir():
             continue
         for entry in folder.iterdir():

@@ -30,16 +30,20 @@ from typing import Any, Literal
 
 import torch
 
-from zoo_core.checkpoint import Checkpoint, load_checkpoint, restore_networks
+from zoo_core.checkpoint import (
+    BEST_CHECKPOINT,
+    CHECKPOINT_DIR,
+    LAST_CHECKPOINT,
+    Checkpoint,
+    load_checkpoint,
+    restore_networks,
+)
 from zoo_core.errors import UsageError, ZooError
 from zoo_core.plugins import RegisteredModel
 from zoo_core.recipe import Recipe
 from zoo_core.spec import load_object
 from zoo_core.validate import check_checkpoint_meta
 
-CHECKPOINT_DIR = "checkpoints"
-LAST_CHECKPOINT = "last.safetensors"
-BEST_CHECKPOINT = "best.safetensors"
 DEVICES = ("cpu", "cuda", "mps")
 
 Which = Literal["best", "last"]
