@@ -207,6 +207,9 @@ def lost_the_group(error: BaseException) -> str:
 
 def leave(group: Group) -> None:
     if group._joined and torch.distributed.is_initialized():
+        import gc
+
+        gc.collect()  # DDP replicas sit in reference cycles: free them, and their hold on the group, first
         torch.distributed.destroy_process_group()
         group._joined = False
 

@@ -582,7 +582,9 @@ def train(model: RegisteredModel, options: TrainOptions) -> Path:
     """Train (or resume) a model; returns the run directory."""
     group = join_from_env(select_device(options.device))  # one process unless torchrun started this one
     try:
-        return Trainer(model, options, group).run()
+        run_dir = Trainer(model, options, group).run()
+        group.barrier()  # leave together: a rank tearing the group down while rank 0 still writes can abort
+        return run_dir
     except ZooError as error:
         if group.active:  # the launcher shows one worker's last line: say whose it is
             error.args = (f"rank {group.rank}: {str(error).removeprefix('zoo: ')}",)
