@@ -7,7 +7,7 @@ needs the training engine. Typical use::
     from zoo_core.registry import get_model
 
     loaded = load_model(get_model("vae_faces"), run=Path("runs/vae_faces/20260101-quick"), device="auto")
-    # stderr: zoo: loaded runs/vae_faces/20260101-quick/checkpoints/best.safetensors (best by val loss, min)
+    # stderr: zoo: loaded runs/vae_faces/20260101-quick/checkpoints/best.safetensors (best by loss, min)
     loaded.recipe, loaded.networks["decoder"], loaded.config["z_dim"], loaded.checkpoint, loaded.device
 
     load_model(model)                              # the newest run under runs/MODEL
