@@ -1,6 +1,10 @@
 """The gallery in real headless Chromium (Selenium + chromium-driver): every form runs and shows a picture of the
 expected size that is not blank. Screenshots land in the test's tmp dir; ``ZOO_GALLERY_SCREENSHOT=PATH`` also
-copies the full-page one there (how docs/gallery.png is made, see benchmarks/scripts/gallery_screenshot.py).
+copies the full-page one there, and ``ZOO_GALLERY_EXPORTS=DIR`` serves the exports under DIR (e.g.
+demo-output/exports after `make demo`) instead of the tiny ones. docs/gallery.png is made so::
+
+    ZOO_GALLERY_EXPORTS=demo-output/exports ZOO_GALLERY_SCREENSHOT=docs/gallery.png \
+        .venv/bin/python -m pytest serve/tests/test_browser.py
 
 Enable with the Debian packages: ``apt-get install chromium chromium-driver`` (.ci/run does it as root).
 """
@@ -16,13 +20,11 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from zoo_serve_live import LiveServer
+from zoo_serve_live import LiveServer, start_server
 
 CHROMIUM = Path(os.environ.get("ZOO_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("ZOO_CHROMEDRIVER", "/usr/bin/chromedriver"))
 WAIT_S = 90
-SIZE = 32  # the tiny exports' image side
-SCALE = 128 // SIZE  # the tasks enlarge small faces to about 128 pixels
 BLANK = 0.2  # pixel spread (standard deviation, 0-255) at or below which a face counts as blank; tiny models are dull
 
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
@@ -75,8 +77,52 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def gallery(browser: Any, live: LiveServer) -> Any:
-    browser.get(f"{live.url}/")
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The session's server on the tiny exports, or one on ``ZOO_GALLERY_EXPORTS``."""
+    folder = os.environ.get("ZOO_GALLERY_EXPORTS")
+    if not folder:
+        yield request.getfixturevalue("live")
+        return
+    exports = {p.name: p for p in sorted(Path(folder).iterdir()) if (p / "manifest.json").is_file()}
+    server = start_server(exports, tmp_path_factory.mktemp("gallery"))
+    yield server
+    assert server.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def sizes(served: LiveServer) -> dict[str, int]:
+    """The image side of each served model (the tiny exports: 32; demo exports: 64)."""
+    import httpx
+
+    models = httpx.get(f"{served.url}/api/models", timeout=30).json()["models"]
+    return {m["card"]["name"]: int(m["config"].get("image_size", 28)) for m in models}
+
+
+class Grid:
+    """Where a task's grid puts its tiles: side ``size``, 2-pixel padding, enlarged to about 128 pixels."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.scale = max(1, 128 // size)
+
+    def tile(self, index: int = 0) -> tuple[int, int, int, int]:
+        """The pixel box of tile ``index`` in the first row."""
+        return ((2 + index * (self.size + 2)) * self.scale, 2 * self.scale, self.size * self.scale,
+                self.size * self.scale)
+
+    def side(self, count: int) -> int:
+        """The width of a row of ``count`` tiles."""
+        return (2 + count * (self.size + 2)) * self.scale
+
+
+@pytest.fixture(scope="module")
+def faces(sizes: dict[str, int]) -> Grid:
+    return Grid(sizes["vae_faces"])
+
+
+@pytest.fixture(scope="module")
+def gallery(browser: Any, served: LiveServer) -> Any:
+    browser.get(f"{served.url}/")
     WebDriverWait(browser, WAIT_S).until(lambda d: "served" in d.find_element(By.ID, "status").text)
     return browser
 
@@ -85,15 +131,6 @@ def shown(driver: Any, element: str, box: tuple[int, int, int, int] | None = Non
     """Wait until the image or canvas ``element`` holds a picture; its width, height and pixel spread."""
     stats = WebDriverWait(driver, WAIT_S).until(lambda d: d.execute_script(STATS_JS, element, box))
     return int(stats[0]), int(stats[1]), float(stats[2])
-
-
-def tile(index: int = 0) -> tuple[int, int, int, int]:
-    """The pixel box of tile ``index`` in the first row of a task's grid (2-pixel padding, enlarged)."""
-    return ((2 + index * (SIZE + 2)) * SCALE, 2 * SCALE, SIZE * SCALE, SIZE * SCALE)
-
-
-def grid_side(count: int) -> int:
-    return (2 + count * (SIZE + 2)) * SCALE
 
 
 def click(driver: Any, element: str) -> None:
@@ -108,21 +145,22 @@ def test_model_cards(gallery: Any) -> None:
         assert "parameters" in section.text and f"{model}." in section.text
 
 
-def test_vae_samples_with_a_seed(gallery: Any) -> None:
+def test_vae_samples_with_a_seed(gallery: Any, faces: Grid) -> None:
     gallery.find_element(By.ID, "vae-seed").clear()
     gallery.find_element(By.ID, "vae-seed").send_keys("5")
     click(gallery, "vae-sample-run")
     width, height, _ = shown(gallery, "vae-sample-img")
-    assert (width, height) == (grid_side(6), (2 + 2 * (SIZE + 2)) * SCALE)  # 12 faces, 6 per row
-    assert shown(gallery, "vae-sample-img", tile(0))[2] > BLANK
+    assert (width, height) == (faces.side(6), (2 + 2 * (faces.size + 2)) * faces.scale)  # 12 faces, 6 per row
+    assert shown(gallery, "vae-sample-img", faces.tile(0))[2] > BLANK
 
 
-def test_interpolation_slider(gallery: Any) -> None:
+def test_interpolation_slider(gallery: Any, faces: Grid) -> None:
     click(gallery, "interp-run")
     WebDriverWait(gallery, WAIT_S).until(lambda d: d.find_element(By.ID, "interp-slider").is_enabled())
-    assert shown(gallery, "interp-strip")[:2] == (grid_side(10), (SIZE + 4) * SCALE)  # A, 8 steps, B
+    width, height, _ = shown(gallery, "interp-strip")
+    assert width == faces.side(10) and height >= (faces.size + 4) * faces.scale  # A, 8 steps, B
     first = shown(gallery, "interp-canvas")
-    assert first[:2] == (SIZE * SCALE, SIZE * SCALE) and first[2] > BLANK
+    assert first[:2] == (faces.size * faces.scale, faces.size * faces.scale) and first[2] > BLANK
     pixels = []
     for position in ("0", "9"):
         gallery.execute_script("const s = document.getElementById('interp-slider'); s.value = arguments[0];"
@@ -131,11 +169,11 @@ def test_interpolation_slider(gallery: Any) -> None:
     assert pixels[0] != pixels[1], "the slider does not change the face"
 
 
-def test_arithmetic_shows_the_grid_and_the_parsers_error(gallery: Any) -> None:
+def test_arithmetic_shows_the_grid_and_the_parsers_error(gallery: Any, faces: Grid) -> None:
     click(gallery, "arith-run")
     width, height, _ = shown(gallery, "arith-img")
-    assert width == grid_side(4) and height >= (SIZE + 4) * SCALE  # three terms and the result
-    assert shown(gallery, "arith-img", tile(3))[2] > BLANK
+    assert width == faces.side(4) and height >= (faces.size + 4) * faces.scale  # three terms and the result
+    assert shown(gallery, "arith-img", faces.tile(3))[2] > BLANK
     box = gallery.find_element(By.ID, "arith-expr")
     box.clear()
     box.send_keys("glasses & & male")
@@ -143,7 +181,7 @@ def test_arithmetic_shows_the_grid_and_the_parsers_error(gallery: Any) -> None:
     WebDriverWait(gallery, WAIT_S).until(lambda d: "position" in d.find_element(By.ID, "arith-error").text)
 
 
-def test_hair_photo_upload_and_round_trip(gallery: Any, tmp_path: Path) -> None:
+def test_hair_photo_upload_and_round_trip(gallery: Any, sizes: dict[str, int], tmp_path: Path) -> None:
     photo = tmp_path / "me.png"
     rng = np.random.default_rng(3)
     face = np.kron(rng.integers(0, 255, (8, 8, 3)), np.ones((8, 8, 1))).astype(np.uint8)  # 64², blocky
@@ -152,7 +190,8 @@ def test_hair_photo_upload_and_round_trip(gallery: Any, tmp_path: Path) -> None:
     click(gallery, "hair-run")
     for element in ("hair-original", "hair-translated", "hair-roundtrip"):
         width, height, spread = shown(gallery, element)
-        assert (width, height) == ((64, 64) if element == "hair-original" else (SIZE, SIZE))
+        side = 64 if element == "hair-original" else sizes["cyclegan_hair"]
+        assert (width, height) == (side, side)
         assert spread > BLANK, element
 
 
@@ -176,7 +215,7 @@ def test_digit_drawn_for_the_autoencoder(gallery: Any) -> None:
 def test_every_other_task_form(gallery: Any, task: str) -> None:
     click(gallery, f"task-{task}-run")
     width, height, spread = shown(gallery, f"task-{task}-img")
-    assert width > SIZE and height > SIZE and spread > BLANK
+    assert width > 28 and height > 28 and spread > BLANK
 
 
 def test_screenshot(gallery: Any, tmp_path: Path) -> None:

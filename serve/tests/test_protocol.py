@@ -120,6 +120,9 @@ def test_concurrent_requests_are_batched_and_split_back(exports: dict[str, Path]
         np.testing.assert_allclose(data, expected[index:index + 1], atol=1e-5)
     stats = app.state.server.graphs[AE].batcher.stats
     assert stats.items == 16 and stats.largest > 1 and stats.largest <= 8 and stats.batches < 16
+    with TestClient(app) as http:
+        (counts,) = http.get(f"/v2/models/{AE}/stats").json()["model_stats"]
+    assert counts["inference_count"] == 16 and counts["execution_count"] == stats.batches
 
 
 def test_gallery_page_and_openapi(client: TestClient) -> None:

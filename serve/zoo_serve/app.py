@@ -225,6 +225,13 @@ def create_app(settings: ServeSettings, models: dict[str, ServedModel] | None = 
     async def model_version_ready(model: str, version: str) -> dict[str, Any]:
         return {"name": server.graph(model, version).name, "ready": True}
 
+    @app.get("/v2/models/{model}/stats", tags=["v2"], summary="requests and batches so far (Triton's statistics)")
+    async def model_stats(model: str) -> dict[str, Any]:
+        graph = server.graph(model)
+        stats = graph.batcher.stats
+        return {"model_stats": [{"name": graph.name, "version": "1", "inference_count": stats.items,
+                                 "execution_count": stats.batches, "batch_sizes": stats.sizes}]}
+
     async def infer(request: Request, graph: ServedGraph) -> Response:
         server.authorise(request)
         encoding = request.headers.get("content-encoding", "identity").lower()

@@ -35,8 +35,8 @@ def _is_loopback(host: str) -> bool:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--max-batch", type=click.IntRange(1, 1024), default=8, show_default=True,
               help="Most items one graph call gathers from concurrent requests.")
-@click.option("--max-delay-ms", type=click.FloatRange(0, 1000), default=2.0, show_default=True,
-              help="How long a batch waits for more requests after its first.")
+@click.option("--max-delay-ms", type=click.FloatRange(0, 1000), default=0.0, show_default=True,
+              help="How long a batch waits for more requests after its first (0: it takes what queued meanwhile).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Server processes (each loads its own sessions).")
 @click.option("--max-request-mb", type=click.FloatRange(0.01, 1024), default=16.0, show_default=True,

@@ -41,7 +41,7 @@ class ServeSettings:
     runtime: str = "onnxruntime"
     device: str = "cpu"
     max_batch: int = 8
-    max_delay_ms: float = 2.0
+    max_delay_ms: float = 0.0
     max_request_bytes: int = 16 * 1024 * 1024
     max_image_pixels: int = 4096 * 4096
     api_key: str | None = None
