@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from zoo_export.runtime import open_export
 from zoo_export.sessions import SessionSettings
 from zoo_serve.app import create_app
+from zoo_serve.models import ServeSettings
 from zoo_serve.tensors import HEADER_LENGTH
 from zoo_serve_live import settings_for
 
@@ -123,6 +124,20 @@ def test_concurrent_requests_are_batched_and_split_back(exports: dict[str, Path]
     with TestClient(app) as http:
         (counts,) = http.get(f"/v2/models/{AE}/stats").json()["model_stats"]
     assert counts["inference_count"] == 16 and counts["execution_count"] == stats.batches
+
+
+def test_torch_runtime_serves_the_newest_run(exports: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """--runtime torch: the same routes on the newest run under runs/MODEL, with the same numbers."""
+    monkeypatch.chdir(exports["ae_mnist"].parents[1])  # the folder holding runs/ and exports/
+    x = digits(2)
+    with torch_threads(1), TestClient(create_app(ServeSettings(models=("ae_mnist",), runtime="torch"))) as http:
+        assert http.get(f"/v2/models/{AE}").json()["platform"] == "zoo_torch"
+        response = http.post(f"/v2/models/{AE}/infer", json=json_request(x))
+        assert response.status_code == 200, response.text
+        assert http.post("/tasks/ae_mnist/reconstruct", data={"n": "2"}).status_code == 200
+    (expected,) = reference(exports, "ae_mnist", "autoencoder", x)
+    data = np.asarray(response.json()["outputs"][0]["data"], np.float32).reshape(expected.shape)
+    np.testing.assert_allclose(data, expected, atol=1e-4)
 
 
 def test_gallery_page_and_openapi(client: TestClient) -> None:

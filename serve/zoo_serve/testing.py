@@ -30,8 +30,9 @@ def tiny_export(model: str, root: Path, overrides: Mapping[str, Any] | None = No
 
     registered = get_model(model)
     values = dict(TINY.get(model, {})) if overrides is None else dict(overrides)
-    run = train(registered, TrainOptions(preset=preset, overrides=values, device="cpu", out=root / "runs" / model,
-                                         max_steps=steps, progress=False))
+    # runs/MODEL/RUN, the layout in which `--runtime torch` finds the newest run
+    run = train(registered, TrainOptions(preset=preset, overrides=values, device="cpu",
+                                         out=root / "runs" / model / "tiny", max_steps=steps, progress=False))
     return export_model(registered, ExportOptions(run=run, out=root / "exports" / model, validate=False,
                                                   log=lambda line: None))
 
