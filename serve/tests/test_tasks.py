@@ -93,6 +93,16 @@ def test_interpolate_takes_uploaded_faces(client: TestClient) -> None:
     assert png(response.content).shape[1] == (2 + 5 * 34) * 4
 
 
+def test_a_photo_of_several_megabytes_is_taken(client: TestClient) -> None:
+    """Uploads are limited by --max-request-mb (16 MB), not by the form parser's 1 MB default per part."""
+    pixels = np.random.default_rng(5).integers(0, 255, (1200, 1200, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    assert len(buffer.getvalue()) > 2 * 1024 * 1024
+    response = client.post("/tasks/cyclegan_hair/translate", files={"inputs": ("big.png", buffer.getvalue())})
+    assert response.status_code == 200, response.text
+
+
 def test_decode_takes_an_uploaded_npy(client: TestClient) -> None:
     buffer = io.BytesIO()
     np.save(buffer, np.random.default_rng(0).standard_normal((5, 20)).astype(np.float32))

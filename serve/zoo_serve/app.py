@@ -145,7 +145,8 @@ def _add_task_route(app: FastAPI, server: Server, model: ServedModel, task: Task
     async def endpoint(request: Request) -> Response:
         server.authorise(request)
         try:
-            form = await request.form(max_files=MAX_UPLOAD_FILES, max_fields=MAX_FORM_FIELDS)
+            form = await request.form(max_files=MAX_UPLOAD_FILES, max_fields=MAX_FORM_FIELDS,
+                                      max_part_size=server.settings.max_request_bytes)
         except MultiPartException as error:
             raise BadRequest(f"unreadable form: {error.message}") from None
         loop = asyncio.get_running_loop()
