@@ -133,6 +133,11 @@ def shown(driver: Any, element: str, box: tuple[int, int, int, int] | None = Non
     return int(stats[0]), int(stats[1]), float(stats[2])
 
 
+def torch_nonzero(mask: Any) -> int:
+    """The first index where ``mask`` holds."""
+    return int(mask.nonzero()[0, 0])
+
+
 def click(driver: Any, element: str) -> None:
     button = driver.find_element(By.ID, element)
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
@@ -182,10 +187,12 @@ def test_arithmetic_shows_the_grid_and_the_parsers_error(gallery: Any, faces: Gr
 
 
 def test_hair_photo_upload_and_round_trip(gallery: Any, sizes: dict[str, int], tmp_path: Path) -> None:
+    from zoo_core.data.procedural import make_portraits
+
     photo = tmp_path / "me.png"
-    rng = np.random.default_rng(3)
-    face = np.kron(rng.integers(0, 255, (8, 8, 3)), np.ones((8, 8, 1))).astype(np.uint8)  # 64², blocky
-    Image.fromarray(face).save(photo)
+    portraits = make_portraits(8, seed=11, size=64)  # a drawn portrait with black hair, as a user's photo
+    black = int(torch_nonzero(portraits.labels["blond"] == 0))
+    Image.fromarray(portraits.images[black].permute(1, 2, 0).numpy()).save(photo)
     gallery.find_element(By.ID, "hair-file").send_keys(str(photo))
     click(gallery, "hair-run")
     for element in ("hair-original", "hair-translated", "hair-roundtrip"):
