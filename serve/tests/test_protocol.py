@@ -56,6 +56,7 @@ def test_one_v2_model_per_graph_with_manifest_shapes(client: TestClient) -> None
     assert encoder["inputs"][0]["shape"] == [-1, 3, 32, 32]
     assert client.get(f"/v2/models/{AE}/versions/1").json() == meta
     assert client.get(f"/v2/models/{AE}/ready").json() == {"name": AE, "ready": True}
+    assert client.get(f"/v2/models/{AE}/versions/1/ready").json() == {"name": AE, "ready": True}
     names = {g["name"] for m in client.get("/api/models").json()["models"] for g in m["graphs"]}
     assert names == {"ae_mnist.encoder", "ae_mnist.decoder", AE, "vae_faces.encoder", "vae_faces.decoder",
                      "cyclegan_hair.black_to_blond", "cyclegan_hair.blond_to_black"}
@@ -138,6 +139,20 @@ def test_torch_runtime_serves_the_newest_run(exports: dict[str, Path], monkeypat
     (expected,) = reference(exports, "ae_mnist", "autoencoder", x)
     data = np.asarray(response.json()["outputs"][0]["data"], np.float32).reshape(expected.shape)
     np.testing.assert_allclose(data, expected, atol=1e-4)
+
+
+def test_worker_processes_rebuild_the_same_app(exports: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """--workers N: each uvicorn worker builds the app from ZOO_SERVE_SETTINGS."""
+    from zoo_serve.app import app_from_environment
+    from zoo_serve.models import SETTINGS_ENV
+
+    settings = settings_for(exports, max_batch=4, api_key="k")
+    monkeypatch.setenv(SETTINGS_ENV, settings.to_json())
+    app = app_from_environment()
+    assert app.state.server.settings == settings
+    with torch_threads(1), TestClient(app) as http:
+        assert http.get(f"/v2/models/{AE}").status_code == 200
+        assert http.post(f"/v2/models/{AE}/infer", json=json_request(digits(1))).status_code == 401
 
 
 def test_gallery_page_and_openapi(client: TestClient) -> None:
