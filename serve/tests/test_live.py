@@ -146,6 +146,25 @@ def test_non_loopback_host_warns(monkeypatch: pytest.MonkeyPatch, exports: dict[
     assert "warning" not in default.output and calls[1]["host"] == LOOPBACK
 
 
+def test_bare_zoo_serve_finds_the_demo_exports(monkeypatch: pytest.MonkeyPatch, exports: dict[str, Path],
+                                              tmp_path: Path) -> None:
+    """After `make demo` (exports under demo-output/exports), plain `zoo serve` serves them, and says so."""
+    import shutil
+
+    import uvicorn
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(exports["ae_mnist"], tmp_path / "demo-output" / "exports" / "ae_mnist")
+    apps: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: apps.append(app))
+    result = invoke("serve")
+    assert result.exit_code == 0, result.output
+    assert "serving those of `make demo` under demo-output/exports/" in result.output
+    assert list(apps[0].state.server.graphs) == ["ae_mnist.encoder", "ae_mnist.decoder", "ae_mnist.autoencoder"]
+    rooted = invoke("serve", "--exports-root", tmp_path / "demo-output" / "exports")
+    assert rooted.exit_code == 0 and "make demo" not in rooted.output
+
+
 def test_nothing_to_serve_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = invoke("serve")

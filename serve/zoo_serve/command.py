@@ -29,6 +29,8 @@ def _is_loopback(host: str) -> bool:
 @click.argument("models", nargs=-1)
 @click.option("--export", "exports", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Serve this export directory (repeatable); default: exports/MODEL of each model.")
+@click.option("--exports-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Where MODEL's export is ROOT/MODEL (default: exports/, or demo-output/exports/ after `make demo`).")
 @click.option("--host", default=LOOPBACK, show_default=True, help="Address to bind (0.0.0.0 exposes the server).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--runtime", default="onnxruntime", show_default=True, help="onnxruntime, torch, ...")
@@ -43,15 +45,16 @@ def _is_loopback(host: str) -> bool:
               help="Largest request body (tensors or uploads); larger ones get 413.")
 @click.option("--api-key", envvar="ZOO_SERVE_API_KEY", default=None,
               help="Require 'Authorization: Bearer KEY' on inference and task routes (or set ZOO_SERVE_API_KEY).")
-def serve_command(models: tuple[str, ...], exports: tuple[Path, ...], host: str, port: int, runtime: str,
-                  device: str, max_batch: int, max_delay_ms: float, workers: int, max_request_mb: float,
-                  api_key: str | None) -> None:
+def serve_command(models: tuple[str, ...], exports: tuple[Path, ...], exports_root: Path | None, host: str,
+                  port: int, runtime: str, device: str, max_batch: int, max_delay_ms: float, workers: int,
+                  max_request_mb: float, api_key: str | None) -> None:
     """Serve exported models: KServe v2 on every graph, task endpoints returning PNG, a gallery at /."""
     from zoo_serve.models import SETTINGS_ENV, ServeSettings
 
     if api_key is not None and not api_key.strip():
         raise UsageError("--api-key is empty; give a token or leave it out")
     settings = ServeSettings(models=models, exports=tuple(str(e) for e in exports), runtime=runtime, device=device,
+                             exports_root=str(exports_root) if exports_root is not None else None,
                              max_batch=max_batch, max_delay_ms=max_delay_ms,
                              max_request_bytes=int(max_request_mb * 1024 * 1024), api_key=api_key)
     if not _is_loopback(host):

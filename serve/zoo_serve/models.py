@@ -2,8 +2,9 @@
 
 Models load through the runtime registry, exactly as `zoo generate --runtime R` loads them, so a
 runtime another plugin registers serves too. Without names or ``--export`` directories the server
-serves every installed model that has an export under ``exports/MODEL`` (``--runtime torch``: a run
-under ``runs/MODEL``).
+serves every installed model that has an export under ``ROOT/MODEL`` (``--exports-root``; default
+``exports/``, or ``demo-output/exports/`` when only `make demo` has exported), or with
+``--runtime torch`` a run under ``runs/MODEL``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from zoo_serve.errors import BadRequest
 from zoo_serve.tensors import v2_datatype
 
 SETTINGS_ENV = "ZOO_SERVE_SETTINGS"
+EXPORTS_ROOT = Path("exports")
+DEMO_EXPORTS_ROOT = Path("demo-output") / "exports"  # where `make demo` exports
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class ServeSettings:
 
     models: tuple[str, ...] = ()
     exports: tuple[str, ...] = ()
+    exports_root: str | None = None  # where MODEL's export is ROOT/MODEL; None: exports/, else the demo's
     runtime: str = "onnxruntime"
     device: str = "cpu"
     max_batch: int = 8
@@ -134,6 +138,18 @@ def _export_model_name(directory: Path) -> str:
     return load_export(directory, verify=False).model
 
 
+def exports_root(settings: ServeSettings) -> Path:
+    """``--exports-root``, else exports/ when it holds an export, else the one `make demo` writes (with a note)."""
+    if settings.exports_root is not None:
+        return Path(settings.exports_root)
+    has_exports = EXPORTS_ROOT.is_dir() and any((p / "manifest.json").is_file() for p in EXPORTS_ROOT.iterdir())
+    if not has_exports and DEMO_EXPORTS_ROOT.is_dir():
+        print(f"zoo serve: no exports under {EXPORTS_ROOT}/; serving those of `make demo` under {DEMO_EXPORTS_ROOT}/",
+              file=sys.stderr)
+        return DEMO_EXPORTS_ROOT
+    return EXPORTS_ROOT
+
+
 def resolve_sources(settings: ServeSettings) -> list[tuple[RegisteredModel, RuntimeSource]]:
     """(model, source) pairs to serve: the ``--export`` directories, the named models, or every installed one."""
     pairs: list[tuple[RegisteredModel, RuntimeSource]] = []
@@ -141,20 +157,26 @@ def resolve_sources(settings: ServeSettings) -> list[tuple[RegisteredModel, Runt
         directory = Path(text)
         source = RuntimeSource(export=directory, device=settings.device)
         pairs.append((get_model(_export_model_name(directory)), source))
+    on_torch = settings.runtime == "torch"
+    root = exports_root(settings) if not on_torch and not settings.exports else EXPORTS_ROOT
+
+    def source_of(model: str) -> RuntimeSource:
+        return RuntimeSource(device=settings.device, export=None if on_torch else root / model)
+
     for name in settings.models:
-        pairs.append((get_model(name), RuntimeSource(device=settings.device)))
+        pairs.append((get_model(name), source_of(name)))
     if not settings.exports and not settings.models:
         for model in list_models():
-            has_export = (Path("exports") / model.name / "manifest.json").is_file()
+            has_export = (root / model.name / "manifest.json").is_file()
             has_run = (Path("runs") / model.name).is_dir()
-            if (has_run if settings.runtime == "torch" else has_export):
-                pairs.append((model, RuntimeSource(device=settings.device)))
+            if (has_run if on_torch else has_export):
+                pairs.append((model, source_of(model.name)))
     names = [model.name for model, _ in pairs]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise UsageError(f"{', '.join(twice)} named more than once; serve one export per model")
     if not pairs:
-        where = "runs/MODEL" if settings.runtime == "torch" else "exports/MODEL"
+        where = "runs/MODEL" if on_torch else f"{root}/MODEL"
         raise UsageError(f"nothing to serve: no installed model has {where}; name models, pass --export DIR, "
                          "or run `zoo export MODEL` first")
     return pairs
