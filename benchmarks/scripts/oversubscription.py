@@ -8,7 +8,7 @@ when each of two simultaneous runs takes at most ``LIMIT`` (2.5) times its time 
 Settings: torch's default (one thread per core, libgomp's default wait policy), the same count with
 ``OMP_WAIT_POLICY=PASSIVE`` (what ``zoo`` sets before torch loads), and one thread each.
 
-    .venv/bin/python benchmarks/scripts/oversubscription.py                # both models, ~4 minutes on 2 cores
+    .venv/bin/python benchmarks/scripts/oversubscription.py                # both models: 10-40 minutes on 2 cores, longest when loaded
     .venv/bin/python benchmarks/scripts/oversubscription.py --models vae_faces --rounds 3
 
 Writes benchmarks/results/oversubscription.json with the machine, its load average before and
@@ -48,7 +48,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["vae_faces", "cyclegan_hair"], choices=sorted(ITEMS))
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
-    parser.add_argument("--rounds", type=int, default=1, help="alone/pair rounds per setting (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="alone/pair rounds per setting; the ratio uses the median alone (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "oversubscription.json")
     return parser.parse_args()
 
