@@ -8,7 +8,7 @@ when each of two simultaneous runs takes at most ``LIMIT`` (2.5) times its time 
 Settings: torch's default (one thread per core, libgomp's default wait policy), the same count with
 ``OMP_WAIT_POLICY=PASSIVE`` (what ``zoo`` sets before torch loads), and one thread each.
 
-    .venv/bin/python benchmarks/scripts/oversubscription.py                # both models: 10-40 minutes on 2 cores, longest when loaded
+    .venv/bin/python benchmarks/scripts/oversubscription.py   # both models: 10-40 min on 2 cores
     .venv/bin/python benchmarks/scripts/oversubscription.py --models vae_faces --rounds 3
 
 Writes benchmarks/results/oversubscription.json with the machine, its load average before and
