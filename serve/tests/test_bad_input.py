@@ -192,6 +192,16 @@ def small_png() -> bytes:
     return buffer.getvalue()
 
 
+def test_a_server_bug_is_a_json_500_and_the_server_goes_on(exports: dict[str, Path],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    app = create_app(settings_for(exports))
+    graph = app.state.server.graphs["ae_mnist.autoencoder"]
+    monkeypatch.setattr(graph.batcher, "run_batch", lambda inputs: 1 / 0)
+    with torch_threads(1), TestClient(app, raise_server_exceptions=False) as http:
+        assert_error(http.post(AE, json=tensor([1, 1, 28, 28])), 500, "ZeroDivisionError")
+        assert http.get("/v2/health/live").status_code == 200
+
+
 def test_api_key_guards_inference_and_tasks_only(exports: dict[str, Path]) -> None:
     app = create_app(settings_for(exports, api_key="s3cret"))
     with torch_threads(1), TestClient(app, raise_server_exceptions=False) as guarded:

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import hmac
 import os
+import sys
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -193,6 +195,12 @@ def create_app(settings: ServeSettings, models: dict[str, ServedModel] | None = 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         return error_response(error.status_code, str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception) -> JSONResponse:
+        # a bug, not bad input: the traceback goes to the server's log, the client gets one JSON line
+        traceback.print_exception(error, file=sys.stderr)
+        return error_response(500, f"internal error ({type(error).__name__}); the server log has the details")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
