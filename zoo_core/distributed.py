@@ -187,7 +187,14 @@ def join_from_env(device: torch.device) -> Group:
     else:
         raise UsageError(f"training on several processes needs --device cpu or cuda, not {device.type}")
     kwargs: dict[str, Any] = {"device_id": device} if device.type == "cuda" else {}
-    torch.distributed.init_process_group(backend, rank=group.rank, world_size=group.world_size, **kwargs)
+    from torch.distributed.rendezvous import rendezvous
+
+    store, _, _ = next(rendezvous("env://", group.rank, group.world_size))
+    # The agent's store outlives a restart: without a key prefix per attempt, a restarted rank can read an address
+    # the previous attempt's rank 0 published and time out connecting to a process that is gone.
+    store = torch.distributed.PrefixStore(f"zoo/attempt_{group.restarts}", store)
+    torch.distributed.init_process_group(backend, store=store, rank=group.rank, world_size=group.world_size,
+                                         **kwargs)
     group._joined = True
     group.device = device
     return group
