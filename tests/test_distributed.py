@@ -310,6 +310,7 @@ def test_a_killed_worker_without_restarts_stops_the_group_in_one_line(tmp_path: 
 
 @pytest.mark.parametrize(("args", "expected"), [
     (["--nproc", "0"], "0 is not in the range"),
+    (["--nproc", "1000"], "1000 is not in the range 1<=x<=256"),
     (["--nproc", "2", "--device", "cuda"], "--nproc 2 with --device cuda needs 2 GPUs"),
     (["--nnodes", "2"], "needs --rdzv-endpoint"),
     (["--nnodes", "2", "--rdzv-endpoint", "192.0.2.1:29400", "--rdzv-timeout", "1"], "could not gather 2 machine"),

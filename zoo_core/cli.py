@@ -294,14 +294,14 @@ def plugin_new(name: str, directory: Path | None) -> None:
 @click.option("--save-every", type=click.IntRange(min=1), help="Also checkpoint every N steps.")
 @click.option("--no-progress", is_flag=True, help="No progress bar or epoch lines.")
 @click.option("--threads", type=int, help="CPU threads for torch (default: ZOO_THREADS, else one per core).")
-@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--nproc", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Training processes on this machine (DDP; one per GPU with --device cuda).")
-@click.option("--nnodes", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--nnodes", type=click.IntRange(1, 4096), default=1, show_default=True,
               help="Machines taking part; run the same command on each.")
 @click.option("--rdzv-endpoint", metavar="HOST:PORT", help="Where the machines of a multi-machine run meet.")
-@click.option("--rdzv-timeout", type=click.IntRange(min=1), default=600, show_default=True,
+@click.option("--rdzv-timeout", type=click.IntRange(1, 86400), default=600, show_default=True,
               help="Seconds to wait for every machine to join.")
-@click.option("--max-restarts", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--max-restarts", type=click.IntRange(0, 100), default=0, show_default=True,
               help="Restart the processes this many times after one dies; they resume from the last checkpoint.")
 def train_command(model: str, preset: str | None, data: Path | None, data_a: Path | None, data_b: Path | None,
                   strict: bool, val_split: float | None, limit: int | None, epochs: int | None,

@@ -583,7 +583,7 @@ def train(model: RegisteredModel, options: TrainOptions) -> Path:
     group = join_from_env(select_device(options.device))  # one process unless torchrun started this one
     try:
         run_dir = Trainer(model, options, group).run()
-        group.barrier()  # leave together: a rank tearing the group down while rank 0 still writes can abort
+        group.barrier()  # leave the group together, after rank 0's last write
         return run_dir
     except ZooError as error:
         if group.active:  # the launcher shows one worker's last line: say whose it is
