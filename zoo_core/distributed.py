@@ -318,9 +318,10 @@ def launch(worker_args: Sequence[str], *, nproc: int, nnodes: int, rdzv_endpoint
 
     ``workers_cpp_log`` is the TORCH_CPP_LOG_LEVEL the workers get (the launcher may have silenced its own).
     """
-    if device == "cuda" and nproc > torch.cuda.device_count():
-        raise UsageError(f"--nproc {nproc} with --device cuda needs {nproc} GPUs on this machine; it has "
-                         f"{torch.cuda.device_count()}")
+    gpus = torch.cuda.device_count()
+    if (device == "cuda" or (device == "auto" and gpus)) and nproc > gpus:  # auto means CUDA wherever there is one
+        raise UsageError(f"--nproc {nproc} with --device {device} needs {nproc} GPUs on this machine; it has {gpus}"
+                         + ("; pass --device cpu to train on CPU processes" if gpus else ""))
     if device == "mps":
         raise UsageError("--nproc: training on several processes needs --device cpu or cuda, not mps")
     if rdzv_endpoint is not None:
