@@ -245,6 +245,19 @@ def zoo(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProc
                           text=True, timeout=timeout)
 
 
+def test_torchrun_starts_zoo_core_as_a_module(tmp_path: Path) -> None:
+    """The documented entry point for launchers: torchrun ... -m zoo_core train ..."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "zoo_core", "train", "ae_mnist", "--epochs", "1", "--set", "embedded_items=200",
+                           "--batch-size", "32", "--out", "run", "--no-progress"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines().count(f"run directory: {Path('run')}") == 1  # rank 0 alone says it
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["world_size"] == 2
+    assert step_of(tmp_path / "run") == 6
+
+
 def _rank_pid(launcher: int, rank: int) -> int | None:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
