@@ -6,6 +6,7 @@ import ipaddress
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -69,15 +70,22 @@ def serve_command(models: tuple[str, ...], exports: tuple[Path, ...], exports_ro
         app_from_environment  # noqa: B018 - imported to fail here, not in each worker, if the stack is broken
         os.environ[SETTINGS_ENV] = settings.to_json()
         print(f"zoo serve: http://{host}:{port}/ ({workers} workers)", file=sys.stderr)
-        uvicorn.run("zoo_serve.app:app_from_environment", factory=True, workers=workers, **config)
+        _run_drained(uvicorn.run, "zoo_serve.app:app_from_environment", factory=True, workers=workers, **config)
         return
     app = create_app(settings)
     print(f"zoo serve: http://{host}:{port}/ (gallery), /docs (OpenAPI), /v2 (KServe v2)", file=sys.stderr, flush=True)
-    # uvicorn drains on SIGTERM, then raises the signal again with the handler it found; this one lets the
-    # command return, so a drained shutdown exits 0 instead of dying by the signal
+    _run_drained(uvicorn.run, app, **config)
+
+
+def _run_drained(run: Callable[..., None], *args: object, **kwargs: object) -> None:
+    """Run uvicorn so that SIGTERM drains and the command exits 0.
+
+    uvicorn drains on SIGTERM, then raises the signal again with the handler it found; this one lets the
+    command return instead of dying by the signal.
+    """
     previous = signal.signal(signal.SIGTERM, _drained)
     try:
-        uvicorn.run(app, **config)
+        run(*args, **kwargs)
     finally:
         signal.signal(signal.SIGTERM, previous)
     print("zoo serve: stopped", file=sys.stderr)
