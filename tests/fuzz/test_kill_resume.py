@@ -72,7 +72,9 @@ def test_ten_kills_then_resume_completes_and_leaves_no_temporaries(tmp_path: Pat
     if moments[-1] != "finished":
         done = subprocess.run([ZOO, "train", "ae_mnist", "--resume", str(run), "--no-progress", "--device", "cpu"],
                               capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
-        assert done.returncode == 0, done.stderr
+        # a kill after the last epoch's checkpoint (while loss.png was drawn) leaves a finished run to resume
+        finished = done.returncode == 2 and "already trained 3 of 3 epochs" in done.stderr
+        assert done.returncode == 0 or finished, done.stderr
         assert "Traceback" not in done.stderr
     assert moments.count("inside a save") >= 1, moments
     assert temporaries(run) == [], f"left behind after {moments}"
