@@ -55,6 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--samples", type=int, default=256, help="int8 calibration samples")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks/results/int8_aoti_figures.json")
+    parser.add_argument("--markdown-only", action="store_true", help="rewrite the .md from the existing JSON")
     parser.add_argument("--skip", action="append", default=[], choices=["quality", "speed", "activations"],
                         help="leave a part out (repeatable)")
     return parser.parse_args(argv)
@@ -128,6 +129,7 @@ def speed_part(args: argparse.Namespace) -> dict[str, Any]:
             run = bench.report.models[-1]
         compile_notes = {c.graph: c.notes for c in cells if c.runtime == "aoti" and c.status == "ok"}
         results[name] = {"preset": run.preset, "config": run.config, "weights": run.weights,
+                         "peaks": {k: v.as_json() for k, v in bench.report.peaks.items()},
                          "summary": summary(cells), "aoti_notes": compile_notes, "cells": cells_json(cells)}
         print(f"{name}: " + "; ".join(f"{r['graph']} b{r['batch']} int8/fp32 {r['ort_int8_over_ort_fp32']} "
                                       f"aoti/compile {r['aoti_over_torch_compile']}" for r in results[name]["summary"]),
@@ -190,8 +192,94 @@ def activations_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return out
 
 
+def _number(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.0f}" if abs(value) >= 10 ** digits else f"{value:.{digits}g}"
+
+
+def _speed(cells: list[dict[str, Any]], graph: str, batch: int, runtime: str, precision: str) -> dict[str, Any]:
+    for cell in cells:
+        if (cell["graph"], cell["batch"], cell["runtime"], cell["precision"]) == (graph, batch, runtime, precision):
+            return cell
+    return {}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The BENCHMARKS.md section for these figures."""
+    lines = [f"Written by `{result['command']}` on {result['date']} ({result['machine'].get('cpu', 'CPU')}, "
+             f"{result['threads']} threads); load average {result['load_average_before'][0]} at the start, "
+             f"{result['load_average_after'][0]} at the end: other processes shared the 2 cores, so absolute "
+             "figures are low and noisy; each ratio comes from one run.", ""]
+    quality = result.get("quality_trained_quick")
+    if quality:
+        lines += [f"### int8 quality on a trained quick CycleGAN ({quality['config']['image_size']}², "
+                  f"{'trained here' if quality['trained_here'] else quality['run']})", "",
+                  "| graph | metric | fp32 | int8 | bar | kept |", "| --- | --- | ---: | ---: | --- | --- |"]
+        for row in quality["quality"]:
+            bar = f"≥ {row['limit']:g} dB" if row["rule"] == "at_least" else f"at most {row['limit']:g} below fp32"
+            lines.append(f"| {row['graph']} | {row['metric']} | {_number(row['fp32'])} | {_number(row['int8'])} | "
+                         f"{bar} | {'yes' if row['kept'] else 'no'} |")
+        calibration = next(iter(quality["int8"].values()))["calibration"]
+        lines += ["", f"Calibration: {calibration['samples']} samples of {calibration['source']}, "
+                  f"{calibration['method']}, {calibration['format']}, {calibration['weights']} weights, "
+                  f"{calibration['activations']} activations. Speed of this export (onnxruntime, trained weights):", "",
+                  "| graph | batch | fp32 items/s | int8 items/s | int8 / fp32 | int8 rel. L2 vs torch |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        cells = quality["speed_cells"]
+        for row in quality["speed_summary"]:
+            fp32 = _speed(cells, row["graph"], row["batch"], "onnxruntime", "fp32")
+            int8 = _speed(cells, row["graph"], row["batch"], "onnxruntime", "int8")
+            lines.append(f"| {row['graph']} | {row['batch']} | {_number(fp32.get('items_per_s'))} | "
+                         f"{_number(int8.get('items_per_s'))} | {_number(row['ort_int8_over_ort_fp32'])}× | "
+                         f"{_number(int8.get('rel_error'))} |")
+        lines.append("")
+    speed = result.get("speed_card_presets")
+    if speed:
+        measured = "; ".join(
+            f"{name} fp32 {_number(m['peaks']['fp32']['gflops'])} GFLOP/s, "
+            f"int8 {_number(m['peaks']['int8']['gflops'])} GOP/s"
+            for name, m in speed["models"].items() if "peaks" in m)
+        lines += ["### Speed at the card presets (random weights)", "",
+                  "Peaks measured at the start of each model's run (fp32: 2048² matmul in torch; int8: 2048² "
+                  f"MatMulInteger in onnxruntime; the shares below are against these): {measured}.", "",
+                  "| model / graph | batch | torch | torch.compile | aoti | ORT fp32 | ORT int8 | int8 / fp32 | "
+                  "aoti / compile | aoti / ORT fp32 | ORT fp32 % fp32 peak | ORT int8 % int8 peak |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for name, model in speed["models"].items():
+            cells = model["cells"]
+            for row in model["summary"]:
+                g, b = row["graph"], row["batch"]
+                rate = {k: _speed(cells, g, b, *k.split()).get("items_per_s") for k in
+                        ("torch fp32", "torch-compile fp32", "aoti fp32", "onnxruntime fp32", "onnxruntime int8")}
+                share = {k: _number(100 * v, 2) if v else "–" for k, v in row["peak_share"].items()}
+                lines.append(
+                    f"| {name} / {g} | {b} | " + " | ".join(_number(v) for v in rate.values()) +
+                    f" | {_number(row['ort_int8_over_ort_fp32'])}× | {_number(row['aoti_over_torch_compile'])}× | "
+                    f"{_number(row['aoti_over_ort_fp32'])}× | {share.get('onnxruntime fp32', '–')}% | "
+                    f"{share.get('onnxruntime int8', '–')}% |")
+        compile_notes = {f"{n}/{g}": notes for n, m in speed["models"].items() for g, notes in m["aoti_notes"].items()}
+        lines += ["", "aoti compile (torch.export + AOTInductor, once per graph, dynamic batch): " + "; ".join(
+            f"{k} {', '.join(v)}" for k, v in compile_notes.items()) + ".", ""]
+    activations = result.get("activations")
+    if activations:
+        gen = activations["generator_256"]
+        lines += ["### uint8 or int8 activations (256² generator, batch 1, random weights)", "",
+                  "| activations | items/s | PSNR vs fp32 dB |", "| --- | ---: | ---: |"]
+        lines += [f"| {k} | {_number(v['items_per_s'])} | {_number(v['psnr_db_vs_fp32'])} |" for k, v in gen.items()]
+        lines += ["", "What onnxruntime runs of each int8 graph after optimisation (op counts):", ""]
+        for graph, ops in activations["optimized_int8_ops"].items():
+            lines.append(f"- {graph}: " + ", ".join(f"{op} {count}" for op, count in ops.items()))
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.markdown_only:
+        result = json.loads(args.results.read_text())
+        zio.write_text(args.results.with_suffix(".md"), markdown(result))
+        return 0
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     started = datetime.now(UTC)
@@ -219,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     result["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     result["wall_seconds"] = round((datetime.now(UTC) - started).total_seconds(), 1)
     zio.write_json(args.results, result)
-    print(f"wrote {args.results}", file=sys.stderr)
+    zio.write_text(args.results.with_suffix(".md"), markdown(result))
+    print(f"wrote {args.results} and its .md", file=sys.stderr)
     return 0
 
 
