@@ -320,7 +320,8 @@ def export_model(model: RegisteredModel, options: ExportOptions) -> Path:
                 entries[graph.name]["aoti"] = export_aoti(stage, graph, runner, options.trace_batch, options.seed,
                                                           options.log)
         manifest = _manifest(model, runner, options, entries, results, notes)
-        manifest["validation"]["quality"] = quality  # int8 task-quality figures, kept or not
+        if options.int8 is not None:
+            manifest["validation"]["quality"] = quality  # int8 task-quality figures, kept or not
         zio.write_json(stage / MANIFEST, manifest)
         _usual_permissions(stage / MANIFEST)
         _report(results, notes, out, options.log)
