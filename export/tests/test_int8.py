@@ -144,3 +144,30 @@ def test_cli_int8_export_and_its_options(tiny: Exported, tmp_path: Path, install
     result = zoo("generate", tiny.model.name, "sample", "--runtime", "onnxruntime", "--export", tiny.export,
                  "--device", "cpu", "--out", tmp_path / "sample")
     assert_one_line_error(result, 1, "no int8 file", "--int8")
+
+
+def test_a_graph_that_misses_is_retried_with_its_first_and_last_layers_in_fp32(tiny: Exported, tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    import zoo_export.quantize
+
+    from zoo_core.runtime import RuntimeSource, TorchRunner
+
+    values = iter([1.0, 0.5, 1.0, 1.0])  # fp32, int8 with every layer (misses), fp32, int8 without the ends (passes)
+
+    def success(graph: str, run: object, data: object, recipe: object) -> float:
+        return next(values)
+
+    monkeypatch.setattr(zoo_export.quantize, "load_object", lambda reference: success)
+    runner = TorchRunner(tiny.model, RuntimeSource(run=tiny.run, device="cpu"))
+    graph = dataclasses.replace(tiny.model.spec.graph("encoder"),
+                                quality=(QualityBar("success", "drop", 0.02, function="tests:success"),))
+    options = Int8Options(samples=8)
+    lines: list[str] = []
+    entry, rows = export_int8(tmp_path, graph, tiny.export / "encoder.onnx", runner,
+                              Int8Data(runner.recipe, runner.networks, options), options, lines.append)
+    assert entry is not None and len(entry["excluded_nodes"]) == 2
+    assert "success" in entry["excluded_reason"] and entry["quality"][0]["passed"]
+    assert [row["excluded_nodes"] for row in rows] == [entry["excluded_nodes"]] and rows[0]["kept"]
+    assert len(lines) == 1 and "layers kept in fp32: " + ", ".join(entry["excluded_nodes"]) in lines[0]
