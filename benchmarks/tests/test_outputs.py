@@ -74,7 +74,7 @@ def bench(*args: str) -> Any:
     return CliRunner().invoke(group, ["bench", *args], prog_name="zoo")
 
 
-FAST = ["--threads", "1", "--peak-size", "256", "--min-seconds", "0.05", "--min-runs", "5", "--max-seconds", "0.2",
+FAST = ["--threads", "1", "--peak-size", "512", "--min-seconds", "0.05", "--min-runs", "5", "--max-seconds", "0.2",
         "--warmup-seconds", "0", "--no-progress"]
 
 
