@@ -353,6 +353,8 @@ GENERATE_OPTIONS = [
     click.Option(["--export"], type=click.Path(exists=True, file_okay=False, path_type=Path),
                  help="Export directory for --runtime onnxruntime (default: exports/MODEL)."),
     click.Option(["--device"], type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True),
+    click.Option(["--precision"], type=click.Choice(["fp32", "fp16", "int8"]), default=None,
+                 help="Which exported graphs to run (--runtime onnxruntime; default fp32, or ZOO_ORT_PRECISION)."),
     click.Option(["--out"], type=click.Path(path_type=Path), default=None, help="Output file or folder."),
     click.Option(["--seed"], type=click.IntRange(0, 2**32 - 1), default=0, show_default=True),
     click.Option(["--data"], type=click.Path(exists=True, file_okay=False, path_type=Path)),
@@ -378,7 +380,7 @@ def run_task(model_name: str, task_name: str, params: dict[str, Any]) -> None:
     task = model.spec.task(task_name)
     runtime = get_runtime(params["runtime"])
     source = RuntimeSource(run=params["run"], checkpoint=params["checkpoint"], export=params["export"],
-                           device=params["device"])
+                           device=params["device"], precision=params["precision"])
     runner = load_object(runtime.spec.loader)(model, source)
     recipe = build_recipe(model, runner.config)  # every runtime knows its config; tasks read data through a recipe
     data = DataSource(data=params["data"], data_a=params["data_a"], data_b=params["data_b"],

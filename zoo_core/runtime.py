@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from zoo_core.errors import ZooError
+from zoo_core.errors import UsageError, ZooError
 from zoo_core.plugins import RegisteredModel
 from zoo_core.spec import BATCH, GraphSpec
 
@@ -30,6 +30,8 @@ class RuntimeSource:
     checkpoint: Path | None = None
     export: Path | None = None
     device: str = "auto"
+    #: ``--precision``: which of an export's graph files to run (fp32, fp16, int8); None is the runtime's default
+    precision: str | None = None
 
 
 class GraphRunner(Protocol):
@@ -114,5 +116,13 @@ class TorchRunner:
         return tuple(o.float().cpu() for o in outputs)
 
 
+def refuse_precision(runtime: str, precision: str | None, supported: tuple[str, ...] = ("fp32",)) -> None:
+    """One line when ``--precision`` asks a runtime for graphs it does not run."""
+    if precision is not None and precision not in supported:
+        raise UsageError(f"--runtime {runtime} runs {' or '.join(supported)} only, not --precision {precision}; "
+                         "fp16 and int8 graphs run with --runtime onnxruntime on an export made with --fp16 or --int8")
+
+
 def load_torch_runner(model: RegisteredModel, source: RuntimeSource) -> TorchRunner:
+    refuse_precision("torch", source.precision)
     return TorchRunner(model, source)

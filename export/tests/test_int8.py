@@ -1,7 +1,7 @@
 """`zoo export --int8`: every model's graphs quantized, kept only when their task-quality bars hold, and run.
 
 Each first-party model (and the scaffolded template plugin) trains a tiny run, exports with --int8 through
-the same code path as `zoo export`, and runs every task on the int8 graphs (``ZOO_ORT_PRECISION=int8``).
+the same code path as `zoo export`, and runs every task on the int8 graphs (``--precision int8``).
 The calibration methods are spread over the models so that each is exercised once.
 """
 
@@ -39,7 +39,7 @@ def _models(name: str, template_model: Model) -> Model:
 
 @pytest.mark.parametrize("name", [*MODELS, "int8_template"])
 def test_int8_export_of_every_model_records_calibration_and_quality_and_runs_every_task(
-        name: str, tmp_path: Path, install_host, template_model: Model, monkeypatch: pytest.MonkeyPatch) -> None:
+        name: str, tmp_path: Path, install_host, template_model: Model) -> None:
     model = _models(name, template_model)
     if model.source is None and not installed(model.distribution):
         pytest.skip(f"{model.distribution} is not installed")
@@ -64,11 +64,10 @@ def test_int8_export_of_every_model_records_calibration_and_quality_and_runs_eve
         assert all(row["passed"] and row["kept"] for row in rows), rows
     load_export(export, name)  # the int8 files are listed with their sha256
 
-    monkeypatch.setenv("ZOO_ORT_PRECISION", "int8")
     for task in registered.spec.tasks:
         arguments = model.task_args.get(task.name, lambda folder: [])(tmp_path / task.name)
-        result = zoo("generate", name, task.name, *arguments, "--runtime", "onnxruntime", "--export", export,
-                     "--device", "cpu", "--out", tmp_path / task.name / "out")
+        result = zoo("generate", name, task.name, *arguments, "--runtime", "onnxruntime", "--precision", "int8",
+                     "--export", export, "--device", "cpu", "--out", tmp_path / task.name / "out")
         assert_clean_exit(result)
         assert "int8 on cpu" in result.stderr
         assert list((tmp_path / task.name / "out").rglob("*.png")), f"{name} {task.name} wrote no PNG"

@@ -30,7 +30,7 @@ import torch
 from zoo_core.checkpoint import file_sha256
 from zoo_core.errors import UsageError, ZooError
 from zoo_core.plugins import RegisteredModel
-from zoo_core.runtime import RuntimeSource, check_inputs
+from zoo_core.runtime import RuntimeSource, check_inputs, refuse_precision
 from zoo_core.spec import GraphSpec
 from zoo_export.manifest import ExportRecord, load_export, tolerance
 from zoo_export.onnx_export import _dynamic_batch, _one_line
@@ -171,6 +171,7 @@ def open_aoti_export(directory: str | Path, model: str | None = None, device: st
 
 def load_aoti_runner(model: RegisteredModel, source: RuntimeSource) -> AotiRunner:
     """The ``aoti`` RuntimeSpec loader: ``--export DIR`` or ``exports/MODEL``."""
+    refuse_precision("aoti", source.precision)  # packages are compiled from the fp32 graphs
     if source.export is None and (source.run is not None or source.checkpoint is not None):
         raise ZooError("--runtime aoti runs an export, not a run or checkpoint: pass --export DIR "
                        f"(made by `zoo export {model.name} --format aoti`)")

@@ -6,7 +6,8 @@ file) and runs each graph through a :class:`~zoo_export.sessions.GraphSession`. 
 and returns CPU float32 tensors like the ``torch`` runtime and refuses bad inputs with
 :func:`zoo_core.runtime.check_inputs`; inside, inputs are copied into buffers on the session's
 device (CUDA or CPU) that an IOBinding keeps bound between calls of the same shape.
-``ZOO_ORT_PRECISION=fp16`` selects the ``.fp16.onnx`` files; see
+``--precision fp16`` or ``int8`` (or ``ZOO_ORT_PRECISION``) selects the ``.fp16.onnx`` or ``.int8.onnx``
+files; see
 :meth:`SessionSettings.from_env` for the other knobs. Benchmarks use
 :meth:`OnnxRunner.session` for the lower-level, copy-free API.
 """
@@ -94,6 +95,14 @@ def _check_signature(session: GraphSession, spec: GraphSpec) -> None:
                            "declares for this graph; the file was swapped or edited, export the model again")
 
 
+def _check_precision(export: ExportRecord, precision: str) -> None:
+    """One line before anything runs when no graph of the export has a file of this precision."""
+    if precision == "fp32" or any(entry.get(precision) for entry in export.manifest["graphs"].values()):
+        return
+    raise ZooError(f"export {export.directory} has no {precision} file for any graph; export again with "
+                   f"`zoo export {export.model} --{precision}` or run another --precision")
+
+
 def open_export(directory: str | Path, model: str | None = None, settings: SessionSettings | None = None) -> OnnxRunner:
     """A runner over an export directory, checked (format, model name, sha256) before anything runs."""
     record = load_export(Path(directory), model=model)
@@ -106,7 +115,8 @@ def load_onnx_runner(model: RegisteredModel, source: RuntimeSource) -> OnnxRunne
         raise ZooError("--runtime onnxruntime runs an export, not a run or checkpoint: pass --export DIR "
                        f"(made by `zoo export {model.name} --run ...`)")
     directory = source.export or Path("exports") / model.name
-    runner = open_export(directory, model.name, SessionSettings.from_env(source.device))
+    runner = open_export(directory, model.name, SessionSettings.from_env(source.device, source.precision))
+    _check_precision(runner.export, runner.settings.precision)
     # the tasks read the export's config (z_dim, image_size): the same schema as a checkpoint's
     check_config(model.spec, runner.config, str(Path(directory) / "manifest.json"))
     return runner

@@ -138,14 +138,16 @@ class SessionSettings:
         return cls(device=device, **overrides)
 
     @classmethod
-    def from_env(cls, device: str = "auto") -> SessionSettings:
+    def from_env(cls, device: str = "auto", precision: str | None = None) -> SessionSettings:
         """Settings for ``zoo generate --runtime onnxruntime``: ``ZOO_ORT_PRECISION=fp16``,
-        ``ZOO_ORT_THREADS=N``, ``ZOO_ORT_CUDA_GRAPH=1``, ``ZOO_ORT_TF32=1`` tune them."""
+        ``ZOO_ORT_THREADS=N``, ``ZOO_ORT_CUDA_GRAPH=1``, ``ZOO_ORT_TF32=1`` tune them; a ``precision``
+        given (``--precision``) wins over ``ZOO_ORT_PRECISION``."""
         threads = (os.environ.get(ENV_PREFIX + "THREADS", "0") or "0").strip()
         # ASCII digits only ("²".isdigit() holds), and a length no thread count needs
         if not (threads.isascii() and threads.isdigit() and len(threads) <= 6):
             raise UsageError(f"{ENV_PREFIX}THREADS must be a whole number from 0 to {max_threads()}, got {threads!r}")
-        return cls.resolve(device, precision=os.environ.get(ENV_PREFIX + "PRECISION", "fp32") or "fp32",
+        precision = precision or os.environ.get(ENV_PREFIX + "PRECISION", "fp32") or "fp32"
+        return cls.resolve(device, precision=precision,
                            intra_op_threads=int(threads), cuda_graph=_env_flag("CUDA_GRAPH", False),
                            tf32=_env_flag("TF32", False))
 
