@@ -110,6 +110,9 @@ def test_2_celeba_tables_with_binary_junk_or_paths_leaving_the_folder(tmp_path: 
     (tmp_path / "list_attr_celeba.csv").write_text("image_id,Eyeglasses\n000001.jpg,1\n/etc/passwd,1\n")
     with pytest.raises(DataError, match="leaves"):
         load_celeba(tmp_path, 8, ["Eyeglasses"])
+    (tmp_path / "list_attr_celeba.csv").write_text("image_id,Eyeglasses\n000001.jpg,1\n000001.jpg,")  # found by fuzz
+    with pytest.raises(DataError, match="a row has no values"):
+        load_celeba(tmp_path, 8, ["Eyeglasses"])
 
 
 # 3 ---------------------------------------------------------------------------------------------------------------

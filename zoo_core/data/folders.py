@@ -283,6 +283,9 @@ def read_celeba_attributes(table: Path) -> tuple[list[str], list[str], np.ndarra
     except (ValueError, OverflowError) as error:
         raise DataError(f"{table}: attribute values are not a clean -1/1 table ({str(error).splitlines()[0]}); "
                         "the file is corrupt, download it again") from None
+    if rows and values.shape[0] != len(rows):  # loadtxt skips a row whose values are empty
+        raise DataError(f"{table}: {len(rows)} rows but {values.shape[0]} with attribute values; a row has no "
+                        "values, the file is corrupt, download it again")
     if rows and values.shape[1] != len(names):
         raise DataError(f"{table}: {values.shape[1]} values per row for {len(names)} attribute names; "
                         "the file is corrupt, download it again")
