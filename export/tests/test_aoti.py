@@ -77,6 +77,53 @@ def test_the_runtime_runs_the_packages_without_the_plugin_s_code(tiny: Exported,
     assert len(lines) == len(tiny.model.spec.graphs) and all("[(3," in line for line in lines), done.stdout
 
 
+BLOCK_NETWORKS = """
+import importlib.abc
+import sys
+
+
+class BlockNetworks(importlib.abc.MetaPathFinder):
+    \"\"\"Any import of a blocked networks module fails, as if the plugin shipped without it.\"\"\"
+
+    def find_spec(self, name, path=None, target=None):
+        if name in BLOCKED:
+            raise ImportError(f"{name} is blocked: the exported runtime must not import it")
+        return None
+
+
+sys.meta_path.insert(0, BlockNetworks())
+"""
+
+
+def test_zoo_generate_runs_every_task_through_aoti_with_the_networks_module_blocked(
+        tiny: Exported, aoti_export: Path, tmp_path: Path) -> None:
+    """`zoo generate ... --runtime aoti` in a fresh process that cannot import tiny_vae's networks module."""
+    script = BLOCK_NETWORKS + textwrap.dedent(f"""
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from zoo_core import plugins
+        from zoo_core.cli import cli
+        from zoo_export_testing import tiny_host
+
+        host = tiny_host()
+        plugins.reset_host(host)
+        host.add_commands(cli)
+        for task in {[task.name for task in tiny.model.spec.tasks]!r}:
+            try:
+                cli(["generate", {tiny.model.name!r}, task, "--runtime", "aoti", "--export", {str(aoti_export)!r},
+                     "--device", "cpu", "--out", {str(tmp_path)!r} + "/" + task], prog_name="zoo")
+            except SystemExit as exit:
+                if exit.code:
+                    raise
+        print("imported:", sorted(name for name in sys.modules if name in BLOCKED))
+    """)
+    done = subprocess.run([sys.executable, "-c", "BLOCKED = {'zoo_export_tiny_networks'}" + script],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "imported: []" in done.stdout, done.stdout
+    for task in tiny.model.spec.tasks:
+        assert list((tmp_path / task.name).rglob("*.png")), f"{task.name} wrote no PNG: {done.stderr}"
+
+
 @pytest.mark.parametrize("damage", ["truncated", "tampered", "truncated with its sha256 updated"])
 def test_a_damaged_package_is_one_line_and_a_non_zero_exit(tiny: Exported, aoti_export: Path, tmp_path: Path,
                                                            install_host, damage: str) -> None:

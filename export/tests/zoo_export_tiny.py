@@ -2,7 +2,9 @@
 
 A tiny convolutional VAE on smooth random images: the encoder has two outputs (mu, logvar),
 the decoder uses the layers that matter for ONNX export (ReflectionPad → Pad, InstanceNorm,
-ConvTranspose). Two tasks write PNGs through named graphs, so they run on any runtime.
+ConvTranspose). Two tasks write PNGs through named graphs, so they run on any runtime. The networks
+live in ``zoo_export_tiny_networks``, imported only when networks are built, so the exported runtimes
+can be tested with that module blocked.
 """
 
 from __future__ import annotations
@@ -61,33 +63,14 @@ def smooth_images(count: int, size: int, seed: int) -> torch.Tensor:
     return (F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=True) * 255).round().to(torch.uint8)
 
 
-class Encoder(nn.Module):
-    def __init__(self, size: int, width: int, latent: int) -> None:
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.InstanceNorm2d(width, affine=True),
-                                      nn.ReLU(), nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(),
-                                      nn.Flatten())
-        flat = width * (size // 2) ** 2
-        self.mu = nn.Linear(flat, latent)
-        self.logvar = nn.Linear(flat, latent)
-
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.features(image)
-        return self.mu(features), self.logvar(features)
-
-
-def decoder(size: int, width: int, latent: int) -> nn.Module:
-    half = size // 2
-    return nn.Sequential(nn.Linear(latent, width * half * half), nn.Unflatten(1, (width, half, half)),
-                         nn.ReflectionPad2d(1), nn.Conv2d(width, width, 3), nn.InstanceNorm2d(width, affine=True),
-                         nn.ReLU(), nn.ConvTranspose2d(width, 1, 4, stride=2, padding=1), nn.Sigmoid())
-
-
 class TinyVAERecipe(Recipe):
     def _sizes(self) -> tuple[int, int, int]:
         return int(self.config["image_size"]), int(self.config["width"]), int(self.config["latent"])
 
     def build_networks(self) -> dict[str, nn.Module]:
+        # imported here, as a plugin should: the exported runtimes build this recipe for data and never need it
+        from zoo_export_tiny_networks import Encoder, decoder
+
         return {"encoder": Encoder(*self._sizes()), "decoder": decoder(*self._sizes())}
 
     def graph_module(self, graph: str, networks: Mapping[str, nn.Module]) -> nn.Module:
