@@ -124,6 +124,40 @@ def test_zoo_generate_runs_every_task_through_aoti_with_the_networks_module_bloc
         assert list((tmp_path / task.name).rglob("*.png")), f"{task.name} wrote no PNG: {done.stderr}"
 
 
+FIRST_PARTY_NETWORKS = {"ae_mnist": "zoo_ae_mnist.networks", "cyclegan_hair": "zoo_cyclegan_hair.networks",
+                        "vae_faces": "zoo_vae_faces.networks"}
+
+
+def test_first_party_recipes_tasks_and_data_load_without_their_networks_modules() -> None:
+    """What an exported runtime builds for a task (the recipe, the task functions, the data) never imports a
+    first-party networks module, so `--runtime aoti` and `onnxruntime` run without the network code."""
+    script = BLOCK_NETWORKS + textwrap.dedent(f"""
+        from zoo_core.config import resolve_config
+        from zoo_core.models import build_recipe
+        from zoo_core.plugins import get_host
+        from zoo_core.recipe import DataSource
+        from zoo_core.spec import load_object
+
+        for name in {sorted(FIRST_PARTY_NETWORKS)!r}:
+            model = get_host().models.get(name)
+            if model is None:
+                print("not installed:", name)
+                continue
+            recipe = build_recipe(model, resolve_config(model.spec, model.spec.card_preset, {{}}))
+            for task in model.spec.tasks:
+                load_object(task.function)
+            data = recipe.load_data(DataSource(limit=8))
+            print("loaded:", name, type(data.held_out()).__name__)
+        print("imported:", sorted(name for name in sys.modules if name in BLOCKED))
+    """)
+    blocked = f"BLOCKED = {set(FIRST_PARTY_NETWORKS.values())!r}"
+    done = subprocess.run([sys.executable, "-c", blocked + script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "imported: []" in done.stdout, done.stdout
+    if "loaded:" not in done.stdout:
+        pytest.skip("no first-party plugin is installed")
+
+
 @pytest.mark.parametrize("damage", ["truncated", "tampered", "truncated with its sha256 updated"])
 def test_a_damaged_package_is_one_line_and_a_non_zero_exit(tiny: Exported, aoti_export: Path, tmp_path: Path,
                                                            install_host, damage: str) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-IMAGE_SIZE = 28
+from zoo_ae_mnist.plugin import IMAGE_SIZE
+
 INPUT_DIM = IMAGE_SIZE * IMAGE_SIZE
 
 

@@ -23,8 +23,10 @@ from zoo_core.api import (
 # Shared by both presets: the book's network and data handling.
 NETWORK = {"h_dim": 200, "z_dim": 20, "val_split": 0.1, "amp": False}
 
-IMAGE = TensorSpec("image", ("N", 1, 28, 28), value_range=(0.0, 1.0), layout="NCHW")
-RECONSTRUCTION = TensorSpec("reconstruction", ("N", 1, 28, 28), value_range=(0.0, 1.0), layout="NCHW")
+IMAGE_SIZE = 28  # MNIST's side; networks and recipe read it from here, so the recipe needs no network code
+IMAGE = TensorSpec("image", ("N", 1, IMAGE_SIZE, IMAGE_SIZE), value_range=(0.0, 1.0), layout="NCHW")
+RECONSTRUCTION = TensorSpec("reconstruction", ("N", 1, IMAGE_SIZE, IMAGE_SIZE), value_range=(0.0, 1.0),
+                            layout="NCHW")
 CODE = TensorSpec("z", ("N", "z_dim"), layout="latent")
 
 # Card figures at the book preset: Linear layers only, 2 FLOPs per multiply-add.

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo_ae_mnist.networks import IMAGE_SIZE, AutoencoderGraph, DecoderGraph, EncoderGraph, build_networks
+from zoo_ae_mnist.plugin import IMAGE_SIZE
 from zoo_core.api import (
     Batches,
     BestMetric,
@@ -36,9 +36,14 @@ class AutoencoderRecipe(Recipe):
 
     # -- networks --------------------------------------------------------------------
     def build_networks(self) -> dict[str, nn.Module]:
+        # network code is imported where it is used: the exported runtimes build this recipe for data only
+        from zoo_ae_mnist.networks import build_networks
+
         return build_networks(int(self.config["h_dim"]), int(self.config["z_dim"]))
 
     def graph_module(self, graph: str, networks: Mapping[str, nn.Module]) -> nn.Module:
+        from zoo_ae_mnist.networks import AutoencoderGraph, DecoderGraph, EncoderGraph
+
         if graph == "encoder":
             return EncoderGraph(networks["encoder"])
         if graph == "decoder":

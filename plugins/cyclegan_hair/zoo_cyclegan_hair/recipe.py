@@ -27,14 +27,7 @@ from zoo_core.api import (
     to_float,
 )
 from zoo_cyclegan_hair.data import DomainPair, load_domains, pair_batches
-from zoo_cyclegan_hair.networks import (
-    MIN_DISCRIMINATOR_SIZE,
-    Discriminator,
-    Generator,
-    ImagePool,
-    init_normal,
-    size_problem,
-)
+from zoo_cyclegan_hair.shapes import MIN_DISCRIMINATOR_SIZE, size_problem
 
 VALUE_RANGE = (-1.0, 1.0)
 # graph name → (generator network, source domain)
@@ -81,6 +74,9 @@ class CycleGANRecipe(Recipe):
 
     # -- networks ---------------------------------------------------------------------------------------------
     def build_networks(self) -> dict[str, nn.Module]:
+        # imported here: the exported runtimes build this recipe for data and must run without the network code
+        from zoo_cyclegan_hair.networks import Discriminator, Generator, ImagePool, init_normal
+
         config = self.config
         networks: dict[str, nn.Module] = {}
         for name in ("G_AB", "G_BA"):

@@ -23,15 +23,7 @@ from zoo_core.api import (
     to_float,
 )
 from zoo_vae_faces.data import join, load_faces, split_faces
-from zoo_vae_faces.networks import (
-    Decoder,
-    Encoder,
-    EncoderGraph,
-    bottleneck_side,
-    kl_per_item,
-    reparameterise,
-    squared_error_per_item,
-)
+from zoo_vae_faces.shapes import bottleneck_side
 
 GRID_ITEMS = 8
 GRID_SAMPLES = 16
@@ -73,10 +65,15 @@ class VaeFacesRecipe(Recipe):
 
     # -- networks --------------------------------------------------------------------
     def build_networks(self) -> dict[str, nn.Module]:
+        # network code is imported where it is used: the exported runtimes build this recipe for data only
+        from zoo_vae_faces.networks import Decoder, Encoder
+
         return {"encoder": Encoder(self.image_size, self.latent_dim), "decoder": Decoder(self.image_size,
                                                                                          self.latent_dim)}
 
     def graph_module(self, graph: str, networks: Mapping[str, nn.Module]) -> nn.Module:
+        from zoo_vae_faces.networks import EncoderGraph
+
         if graph == "encoder":
             return EncoderGraph(networks["encoder"])
         if graph == "decoder":
@@ -107,6 +104,8 @@ class VaeFacesRecipe(Recipe):
     def _losses(self, images: torch.Tensor, networks: Mapping[str, nn.Module],
                 noise: torch.Tensor | None, autocast: Any = None) -> dict[str, torch.Tensor]:
         """Summed-over-the-batch squared error and KL; ``noise`` None draws nothing and decodes mu."""
+        from zoo_vae_faces.networks import kl_per_item, reparameterise, squared_error_per_item
+
         with autocast if autocast is not None else contextlib.nullcontext():
             mu, log_std = networks["encoder"](images)
             z = mu if noise is None else reparameterise(mu, log_std, noise.to(mu.dtype))
