@@ -40,6 +40,9 @@ demo: $(STAMP)
 	$(BIN)/zoo export cyclegan_hair --run $(DEMO)/runs/cyclegan_hair --out $(DEMO)/exports/cyclegan_hair
 	$(BIN)/zoo generate cyclegan_hair roundtrip --runtime onnxruntime --export $(DEMO)/exports/cyclegan_hair \
 		--out $(DEMO)/cyclegan_hair_roundtrip_onnxruntime.png
+	$(BIN)/zoo export cyclegan_hair --int8 --run $(DEMO)/runs/cyclegan_hair --out $(DEMO)/exports/cyclegan_hair_int8
+	$(BIN)/zoo generate cyclegan_hair roundtrip --runtime onnxruntime --precision int8 \
+		--export $(DEMO)/exports/cyclegan_hair_int8 --out $(DEMO)/cyclegan_hair_roundtrip_int8.png
 	$(BIN)/zoo generate vae_faces sample --runtime onnxruntime --export $(DEMO)/exports/vae_faces \
 		--out $(DEMO)/vae_faces_samples_onnxruntime.png
 	$(BIN)/zoo bench ae_mnist --device cpu --runtimes torch,onnxruntime --batch-sizes 1,8 \
