@@ -15,7 +15,17 @@ import torch
 from zoo_export.aoti import open_aoti_export
 from zoo_export.manifest import MANIFEST
 from zoo_export.pipeline import ExportOptions, export_model
-from zoo_export_testing import Exported, assert_clean_exit, assert_one_line_error, compare_pngs, generate, zoo
+from zoo_export_testing import (
+    FIRST_PARTY_NETWORKS,
+    Exported,
+    assert_clean_exit,
+    assert_one_line_error,
+    blocked_process,
+    compare_pngs,
+    generate,
+    zoo,
+    zoo_with_modules_blocked,
+)
 
 from zoo_core.checkpoint import file_sha256
 from zoo_core.runtime import RuntimeSource, TorchRunner
@@ -77,61 +87,22 @@ def test_the_runtime_runs_the_packages_without_the_plugin_s_code(tiny: Exported,
     assert len(lines) == len(tiny.model.spec.graphs) and all("[(3," in line for line in lines), done.stdout
 
 
-BLOCK_NETWORKS = """
-import importlib.abc
-import sys
-
-
-class BlockNetworks(importlib.abc.MetaPathFinder):
-    \"\"\"Any import of a blocked networks module fails, as if the plugin shipped without it.\"\"\"
-
-    def find_spec(self, name, path=None, target=None):
-        if name in BLOCKED:
-            raise ImportError(f"{name} is blocked: the exported runtime must not import it")
-        return None
-
-
-sys.meta_path.insert(0, BlockNetworks())
-"""
-
-
 def test_zoo_generate_runs_every_task_through_aoti_with_the_networks_module_blocked(
         tiny: Exported, aoti_export: Path, tmp_path: Path) -> None:
     """`zoo generate ... --runtime aoti` in a fresh process that cannot import tiny_vae's networks module."""
-    script = BLOCK_NETWORKS + textwrap.dedent(f"""
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from zoo_core import plugins
-        from zoo_core.cli import cli
-        from zoo_export_testing import tiny_host
-
-        host = tiny_host()
-        plugins.reset_host(host)
-        host.add_commands(cli)
-        for task in {[task.name for task in tiny.model.spec.tasks]!r}:
-            try:
-                cli(["generate", {tiny.model.name!r}, task, "--runtime", "aoti", "--export", {str(aoti_export)!r},
-                     "--device", "cpu", "--out", {str(tmp_path)!r} + "/" + task], prog_name="zoo")
-            except SystemExit as exit:
-                if exit.code:
-                    raise
-        print("imported:", sorted(name for name in sys.modules if name in BLOCKED))
-    """)
-    done = subprocess.run([sys.executable, "-c", "BLOCKED = {'zoo_export_tiny_networks'}" + script],
-                          capture_output=True, text=True, timeout=300)
+    commands = [["generate", tiny.model.name, task.name, "--runtime", "aoti", "--export", aoti_export,
+                 "--device", "cpu", "--out", tmp_path / task.name] for task in tiny.model.spec.tasks]
+    done = zoo_with_modules_blocked({"zoo_export_tiny_networks"}, commands, tiny=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "imported: []" in done.stdout, done.stdout
     for task in tiny.model.spec.tasks:
         assert list((tmp_path / task.name).rglob("*.png")), f"{task.name} wrote no PNG: {done.stderr}"
 
 
-FIRST_PARTY_NETWORKS = {"ae_mnist": "zoo_ae_mnist.networks", "cyclegan_hair": "zoo_cyclegan_hair.networks",
-                        "vae_faces": "zoo_vae_faces.networks"}
-
-
 def test_first_party_recipes_tasks_and_data_load_without_their_networks_modules() -> None:
     """What an exported runtime builds for a task (the recipe, the task functions, the data) never imports a
-    first-party networks module, so `--runtime aoti` and `onnxruntime` run without the network code."""
-    script = BLOCK_NETWORKS + textwrap.dedent(f"""
+    first-party networks module (test_int8.py runs their tasks that way end to end)."""
+    script = textwrap.dedent(f"""
         from zoo_core.config import resolve_config
         from zoo_core.models import build_recipe
         from zoo_core.plugins import get_host
@@ -150,8 +121,7 @@ def test_first_party_recipes_tasks_and_data_load_without_their_networks_modules(
             print("loaded:", name, type(data.held_out()).__name__)
         print("imported:", sorted(name for name in sys.modules if name in BLOCKED))
     """)
-    blocked = f"BLOCKED = {set(FIRST_PARTY_NETWORKS.values())!r}"
-    done = subprocess.run([sys.executable, "-c", blocked + script], capture_output=True, text=True, timeout=300)
+    done = blocked_process(set(FIRST_PARTY_NETWORKS.values()), script)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "imported: []" in done.stdout, done.stdout
     if "loaded:" not in done.stdout:

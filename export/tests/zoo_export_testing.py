@@ -8,6 +8,8 @@ decoded, pixel by pixel.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,3 +159,60 @@ def task_parity(model: str, task: str, task_args: Sequence[str], run: Path, expo
     generate(model, task, task_args, ["--runtime", "torch", "--run", run], torch_out)
     generate(model, task, task_args, ["--runtime", "onnxruntime", "--export", export], ort_out)
     return compare_pngs(torch_out, ort_out)
+
+
+#: each first-party model's networks module, which the exported runtimes must never import
+FIRST_PARTY_NETWORKS = {"ae_mnist": "zoo_ae_mnist.networks", "cyclegan_hair": "zoo_cyclegan_hair.networks",
+                        "vae_faces": "zoo_vae_faces.networks"}
+
+_BLOCKING_PRELUDE = '''
+import importlib.abc
+import sys
+
+
+class BlockModules(importlib.abc.MetaPathFinder):
+    """Any import of a blocked module fails, as if the plugin had been deployed without it."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name in BLOCKED:
+            raise ImportError(f"{name} is blocked: an exported runtime must not import it")
+        return None
+
+
+sys.meta_path.insert(0, BlockModules())
+sys.path.insert(0, TESTS)
+'''
+
+_ZOO_COMMANDS = '''
+from zoo_core import plugins
+from zoo_core.cli import cli
+
+if TINY:
+    from zoo_export_testing import tiny_host
+
+    host = tiny_host()
+    plugins.reset_host(host)
+    host.add_commands(cli)
+for arguments in COMMANDS:
+    try:
+        cli(arguments, prog_name="zoo")
+    except SystemExit as exit:
+        if exit.code:
+            raise
+print("imported:", sorted(name for name in sys.modules if name in BLOCKED))
+'''
+
+
+def blocked_process(blocked: set[str], script: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """``script`` in a fresh Python where importing any module named in ``blocked`` raises ImportError; ``BLOCKED``
+    holds the names and the tests folder is on sys.path."""
+    prelude = f"BLOCKED = {sorted(blocked)!r}\nTESTS = {str(Path(__file__).parent)!r}\n" + _BLOCKING_PRELUDE
+    return subprocess.run([sys.executable, "-c", prelude + script], capture_output=True, text=True, timeout=timeout)
+
+
+def zoo_with_modules_blocked(blocked: set[str], commands: Sequence[Sequence[str | Path]],
+                             tiny: bool = False) -> subprocess.CompletedProcess[str]:
+    """Each `zoo ARGS` of ``commands`` in one fresh process that cannot import ``blocked`` (with the installed
+    plugins, plus tiny_vae when ``tiny``); stdout's last line lists the blocked modules imported anyway."""
+    listed = [[str(a) for a in arguments] for arguments in commands]
+    return blocked_process(blocked, f"COMMANDS = {listed!r}\nTINY = {tiny!r}\n" + _ZOO_COMMANDS)
