@@ -203,6 +203,10 @@ def _check_graph(name: Any, entry: Any, path: Path) -> None:
         raise _refuse(path, where, "is not a valid graph name (letters, digits, _ . -)")
     if not isinstance(entry, dict):
         raise _refuse(path, where, f"must be an object, found {type(entry).__name__}")
+    if entry.get("name") != name:
+        raise _refuse(path, f"{where}.name", f"must repeat the graph's name {name!r}")
+    if not isinstance(entry.get("summary", ""), str):
+        raise _refuse(path, f"{where}.summary", "must be a string")
     _check_file_record(entry, path, where)
     for variant in FILE_VARIANTS:
         if entry.get(variant) is not None:
