@@ -23,6 +23,8 @@ HEADER_LENGTH = "Inference-Header-Content-Length"
 V2_TO_NUMPY: dict[str, Any] = {"BOOL": np.bool_, "UINT8": np.uint8, "INT8": np.int8, "INT16": np.int16,
                                "INT32": np.int32, "INT64": np.int64, "FP16": np.float16, "FP32": np.float32,
                                "FP64": np.float64}
+# numpy dtype -> v2 name, looked up per response (str(dtype) runs Python code in numpy)
+NUMPY_TO_V2 = {np.dtype(numpy_type): name for name, numpy_type in V2_TO_NUMPY.items()}
 ZOO_TO_V2 = {"float32": "FP32", "float16": "FP16", "float64": "FP64", "int64": "INT64", "int32": "INT32",
              "uint8": "UINT8", "bool": "BOOL"}
 
@@ -172,7 +174,7 @@ def encode_response(model: str, request: InferRequest, outputs: Sequence[tuple[s
     records: list[dict[str, Any]] = []
     chunks: list[bytes] = []
     for name, array in outputs:
-        datatype = v2_datatype(str(array.dtype))
+        datatype = NUMPY_TO_V2.get(array.dtype) or v2_datatype(str(array.dtype))
         record: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
         if name in request.binary_outputs or request.binary_default:
             raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
