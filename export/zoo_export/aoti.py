@@ -14,14 +14,10 @@ A truncated or tampered package is refused in one line (sha256, then the loader'
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
-import logging
 import math
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,33 +29,20 @@ from zoo_core.plugins import RegisteredModel
 from zoo_core.runtime import RuntimeSource, check_inputs, refuse_precision
 from zoo_core.spec import GraphSpec
 from zoo_export.manifest import ExportRecord, load_export, tolerance
-from zoo_export.onnx_export import _dynamic_batch, _one_line
+from zoo_export.onnx_export import _dynamic_batch, _one_line, quiet
 from zoo_export.validation import BATCHES, compare
 
 SUFFIX = ".pt2"
 
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Inductor warns about a missing CUDA runtime on CPU machines and logs its compile steps."""
-    loggers = [logging.getLogger(name) for name in ("torch", "torch._inductor", "torch.export", "torch._dynamo")]
-    levels = [logger.level for logger in loggers]
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        for logger in loggers:
-            logger.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            for logger, level in zip(loggers, levels, strict=True):
-                logger.setLevel(level)
+# Inductor warns about a missing CUDA runtime on CPU machines and logs its compile steps.
+_INDUCTOR_LOGGERS = ("torch", "torch._inductor", "torch.export", "torch._dynamo")
 
 
 def compile_package(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> float:
     """torch.export (dynamic batch) + AOTInductor into ``path``; returns the seconds it took."""
     start = time.perf_counter()
     module.eval()
-    with _quiet(), torch.no_grad():
+    with quiet(*_INDUCTOR_LOGGERS), torch.no_grad():
         try:
             program = torch.export.export(module, inputs, dynamic_shapes=_dynamic_batch(module, len(inputs)))
             torch._inductor.aoti_compile_and_package(program, package_path=str(path))
@@ -70,7 +53,7 @@ def compile_package(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], p
 
 def load_package(path: Path) -> Callable[..., Any]:
     """A loaded ``.pt2``; a damaged one is one ZooError."""
-    with _quiet():
+    with quiet(*_INDUCTOR_LOGGERS):
         try:
             return torch._inductor.aoti_load_package(str(path))
         except Exception as error:

@@ -86,9 +86,12 @@ def _dynamic_batch(module: nn.Module, count: int) -> tuple[Any, ...]:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """The exporters print progress and deprecation notes; zoo reports its own one-line summary."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+def quiet(*logger_names: str) -> Iterator[None]:
+    """Exporters, the quantizer and inductor print progress and notes; zoo reports its own one-line summary.
+
+    Silences stdout and warnings and raises the named loggers (the root logger when none are named) to ERROR.
+    """
+    loggers = [logging.getLogger(name) for name in logger_names] or [logging.getLogger()]
     levels = [logger.level for logger in loggers]
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
@@ -120,7 +123,7 @@ def export_module(module: nn.Module, inputs: tuple[torch.Tensor, ...], spec: Gra
                   opset: int) -> tuple[str, str | None]:
     """Write ``module`` to ``path``; returns the exporter used and, after a fallback, why."""
     module.eval()
-    with _quiet(), torch.no_grad():
+    with quiet("torch.onnx", "torch.export", "torch._dynamo", "onnxscript"), torch.no_grad():
         try:
             _export_dynamo(module, inputs, spec, path, opset)
             return "dynamo", None

@@ -20,12 +20,9 @@ Why uint8 activations: on x86 onnxruntime runs QDQ convolutions and matmuls with
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import math
 import tempfile
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +34,7 @@ import torch
 from zoo_core.errors import UsageError, ZooError
 from zoo_core.recipe import DataSource, TrainingData
 from zoo_core.spec import GraphSpec, QualityBar, load_object
+from zoo_export.onnx_export import quiet
 from zoo_export.sessions import GraphSession, SessionSettings
 
 METHODS = ("minmax", "entropy", "percentile")
@@ -118,20 +116,6 @@ def _finite(value: float) -> float | None:
     return min(value, PSNR_CAP) if math.isfinite(value) else None
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """The quantizer logs and prints its progress; zoo prints its own one-line summary."""
-    logger = logging.getLogger()
-    level = logger.level
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        logger.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            logger.setLevel(level)
-
-
 class ChunkReader:
     """onnxruntime's CalibrationDataReader over in-memory inputs, CHUNK items per feed, range-selectable."""
 
@@ -162,7 +146,7 @@ def preprocess(fp32: Path, out: Path) -> None:
     """The quantizer's recommended pre-processing (symbolic shape inference and ORT graph optimisation)."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with _quiet():
+    with quiet():
         try:
             quant_pre_process(str(fp32), str(out))
         except Exception as error:  # shape inference fails on some graphs; quantize the plain file then
@@ -189,7 +173,7 @@ def quantize_file(source: Path, out: Path, input_names: Sequence[str], calibrati
     extra = {"CalibStridedMinMax": 1}  # one chunk per collection: memory does not grow with the sample count
     if method == "percentile":
         extra["CalibPercentile"] = 99.999
-    with _quiet():
+    with quiet():
         try:
             quantize_static(str(source), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
