@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,3 +52,20 @@ def append_line(path: str | os.PathLike[str], line: str) -> None:
         handle.write(line.rstrip("\n") + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def replace_directory(stage: Path, target: Path) -> None:
+    """Rename the complete folder ``stage`` to ``target``; a previous ``target`` is set aside as
+    ``.NAME.old-*`` until the rename succeeds, so a failure or a kill never leaves neither of them."""
+    backup = None
+    if target.exists():
+        backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.replace(target, backup / target.name)
+    try:
+        os.replace(stage, target)
+    except OSError:
+        if backup is not None:
+            os.replace(backup / target.name, target)
+        raise
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)

@@ -158,18 +158,7 @@ def staged_directory(out: Path) -> Iterator[Path]:
     _usual_permissions(stage)
     try:
         yield stage
-        backup = None
-        if out.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, backup / out.name)
-        try:
-            os.replace(stage, out)
-        except OSError:
-            if backup is not None:
-                os.replace(backup / out.name, out)
-            raise
-        if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
+        zio.replace_directory(stage, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 

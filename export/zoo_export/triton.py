@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from zoo_core import io as zio
 from zoo_core.errors import UsageError, ZooError
 from zoo_export.manifest import ExportRecord
 
@@ -86,22 +87,6 @@ def _check_replaceable(folder: Path) -> None:
                          "choose another --triton directory or move it away (zoo replaces only its own models)")
 
 
-def _install(stage: Path, folder: Path) -> None:
-    """Rename ``stage`` to ``folder``, replacing a previous zoo-written folder only after the new one is complete."""
-    backup = None
-    if folder.exists():
-        backup = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
-        os.replace(folder, backup / folder.name)
-    try:
-        os.replace(stage, folder)
-    except OSError:
-        if backup is not None:
-            os.replace(backup / folder.name, folder)
-        raise
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
-
-
 def check_repository(repository: Path, model: str, graphs: Sequence[str]) -> None:
     """Refuse, before any work, a repository path that is a file or holds a model folder zoo did not write."""
     if repository.exists() and not repository.is_dir():
@@ -130,7 +115,7 @@ def write_triton_repository(export: ExportRecord, repository: Path, graphs: Sequ
             (stage / "config.pbtxt").write_text(config, encoding="utf-8")
             for path in (stage, stage / "1"):
                 os.chmod(path, 0o777 & ~_umask())
-            _install(stage, repository / name)
+            zio.replace_directory(stage, repository / name)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
         written.append(repository / name)
