@@ -14,6 +14,7 @@ import click
 from click.shell_completion import CompletionItem
 
 from zoo_core import __version__
+from zoo_core.cards import model_card, model_summary
 from zoo_core.errors import UsageError, ZooError
 from zoo_core.plugins import get_host
 from zoo_core.registry import UnknownName, get_model, get_runtime, list_models
@@ -116,35 +117,6 @@ def cli() -> None:
 
 
 # -- catalogue ------------------------------------------------------------------------
-def model_summary(model: Any) -> dict[str, Any]:
-    spec = model.spec
-    return {
-        "name": spec.name, "summary": spec.summary, "distribution": model.distribution, "version": model.version,
-        "graphs": [g.name for g in spec.graphs], "presets": [p.name for p in spec.presets],
-        "tasks": [t.name for t in spec.tasks], "params": spec.total_params, "params_preset": spec.card_preset,
-        "tags": list(spec.tags),
-    }
-
-
-def model_card(model: Any) -> dict[str, Any]:
-    """The whole card of a model, at its card preset, as JSON-ready data."""
-    spec = model.spec
-    card_config = dict(spec.preset(spec.card_preset).values)
-
-    return {
-        **model_summary(model),
-        "source": spec.source, "license": spec.license, "card_preset": spec.card_preset,
-        "default_preset": spec.default_preset, "gpu_preset": spec.gpu_preset,
-        "networks": [{"name": n.name, "summary": n.summary, "params": n.params} for n in spec.networks],
-        "graphs": [{"name": g.name, "summary": g.summary, "inputs": [t.as_json(card_config) for t in g.inputs],
-                    "outputs": [t.as_json(card_config) for t in g.outputs], "gflops_per_item": g.gflops_per_item,
-                    "tolerance": dict(g.tolerance)} for g in spec.graphs],
-        "presets": [{"name": p.name, "summary": p.summary, "values": dict(p.values)} for p in spec.presets],
-        "tasks": [{"name": t.name, "summary": t.summary, "graphs": list(t.graphs)} for t in spec.tasks],
-        "data_layouts": [{"name": d.name, "summary": d.summary} for d in spec.data_layouts],
-    }
-
-
 def _table(title: str, columns: list[str]) -> Any:
     from rich.table import Table
 

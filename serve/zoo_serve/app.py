@@ -30,7 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
-from zoo_core.cli import model_card
+from zoo_core.cards import model_card
 from zoo_core.spec import TaskSpec
 from zoo_serve import __version__
 from zoo_serve.errors import BadRequest, NotFound
