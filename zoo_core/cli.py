@@ -322,6 +322,8 @@ GENERATE_OPTIONS = [
     click.Option(["--run"], type=click.Path(exists=True, file_okay=False, path_type=Path),
                  help="Run directory (default: the newest under runs/MODEL)."),
     click.Option(["--checkpoint"], type=click.Path(exists=True, dir_okay=False, path_type=Path)),
+    click.Option(["--weights"], help="Published weights: a name from `zoo info MODEL`, URL#sha256=HEX, a file or "
+                                     "Hub folder, or hf://org/repo[@rev]."),
     click.Option(["--export"], type=click.Path(exists=True, file_okay=False, path_type=Path),
                  help="Export directory for --runtime onnxruntime (default: exports/MODEL)."),
     click.Option(["--device"], type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True),
@@ -352,7 +354,8 @@ def run_task(model_name: str, task_name: str, params: dict[str, Any]) -> None:
     task = model.spec.task(task_name)
     runtime = get_runtime(params["runtime"])
     source = RuntimeSource(run=params["run"], checkpoint=params["checkpoint"], export=params["export"],
-                           device=params["device"], precision=params["precision"])
+                           device=params["device"], precision=params["precision"],
+                           weights=params["weights"])
     runner = load_object(runtime.spec.loader)(model, source)
     recipe = build_recipe(model, runner.config)  # every runtime knows its config; tasks read data through a recipe
     data = DataSource(data=params["data"], data_a=params["data_a"], data_b=params["data_b"],

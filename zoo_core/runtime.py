@@ -32,6 +32,8 @@ class RuntimeSource:
     device: str = "auto"
     #: ``--precision``: which of an export's graph files to run (fp32, fp16, int8); None is the runtime's default
     precision: str | None = None
+    #: ``--weights``: a name the card declares, ``URL#sha256=HEX``, a path or ``hf://org/repo[@rev]``
+    weights: str | None = None
 
 
 class GraphRunner(Protocol):
@@ -78,8 +80,15 @@ class TorchRunner:
                  quiet: bool = False) -> None:
         from zoo_core.models import load_model, log_to_stderr
 
-        self._attach(load_model(model, run=source.run, checkpoint=source.checkpoint, device=source.device,
-                                log=None if quiet else (log or log_to_stderr)))
+        log = None if quiet else (log or log_to_stderr)
+        checkpoint = source.checkpoint
+        if source.weights is not None:
+            from zoo_core.weights import resolve_weights
+
+            if source.run is not None or source.checkpoint is not None:
+                raise UsageError("--weights names the weights already; drop --run and --checkpoint")
+            checkpoint = resolve_weights(model, source.weights, log=log)
+        self._attach(load_model(model, run=source.run, checkpoint=checkpoint, device=source.device, log=log))
 
     @classmethod
     def from_loaded(cls, loaded: LoadedModel) -> TorchRunner:
