@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from zoo_export.aoti import open_aoti_export
-from zoo_export.manifest import MANIFEST
+from zoo_export.manifest import MANIFEST, tolerance
 from zoo_export.pipeline import ExportOptions, export_model
 from zoo_export_testing import (
     FIRST_PARTY_NETWORKS,
@@ -55,7 +55,10 @@ def test_every_graph_loads_and_matches_eager_at_a_new_batch_size(tiny: Exported,
         inputs = eager.recipe.example_inputs(graph.name, 5, torch.Generator().manual_seed(4))
         for got, want in zip(runner.run(graph.name, *inputs), eager.run(graph.name, *inputs), strict=True):
             assert got.shape == want.shape
-            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+            # what the export promises (relative L2 within the graph's fp32 tolerance), not an elementwise bound:
+            # compiled kernels sum in another order, and one element's cancellation may exceed any fixed rtol
+            limit = tolerance(graph, "fp32")
+            assert float((got - want).norm()) <= limit * float(want.norm()), graph.name
 
 
 def test_every_task_runs_through_the_aoti_runtime_like_torch(tiny: Exported, aoti_export: Path, tmp_path: Path,
