@@ -60,6 +60,40 @@ def _check_dims(path: Path, dims: tuple[int, ...]) -> int:
     return size
 
 
+def _memory_available() -> int | None:
+    """Bytes this process may still allocate (the least of free RAM, its cgroup's and its address-space limit's
+    room); None where the system does not say."""
+    import resource
+
+    room: list[int] = []
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    fields = {line.split(":")[0]: line.split()[1:2] for line in meminfo.splitlines() + status.splitlines()}
+    if fields.get("MemAvailable"):
+        room.append(int(fields["MemAvailable"][0]) * 1024)
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit != resource.RLIM_INFINITY and fields.get("VmSize"):
+        room.append(limit - int(fields["VmSize"][0]) * 1024)
+    try:  # cgroup v2: a container's limit, which MemAvailable does not show
+        cap = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if cap != "max":
+            room.append(int(cap) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
+        pass
+    return max(0, min(room)) if room else None
+
+
+def _too_large(path: Path, dims: tuple[int, ...], size: int, needed: int, available: int | None) -> DataError:
+    """The data set, not a batch, is too large: what the header declares and what loading it takes."""
+    have = f"{available / 1e6:,.0f} MB is available" if available is not None else "it could not be allocated"
+    return DataError(f"{path}: the IDX header declares dims {list(dims)}, {size / 1e6:,.0f} MB of data; loading it "
+                     f"needs about {needed / 1e6:,.0f} MB of memory and {have}. The data set is too large for this "
+                     "machine (--batch-size does not change that): use a smaller IDX file, or more memory")
+
+
 def _read_bytes(path: Path) -> bytes:
     """The IDX bytes of ``path``, inflating gzip no further than the size its header declares (+1 to see excess)."""
     with open(path, "rb") as handle:
@@ -88,7 +122,15 @@ def _read_bounded(path: Path, handle: Any) -> bytes:
         size = _check_dims(path, dims)
     except DataError:
         return head + dims_bytes  # read_idx names the problem once it has checked the magic number
-    return head + dims_bytes + handle.read(size + 1)
+    # the bytes read, then the set's own copy (images) or int64 labels (8 bytes each): checked before reading
+    needed = size * (2 if ndim > 1 else 9)
+    available = _memory_available()
+    if available is not None and needed > available:
+        raise _too_large(path, dims, size, needed, available)
+    try:
+        return head + dims_bytes + handle.read(size + 1)
+    except MemoryError:
+        raise _too_large(path, dims, size, needed, None) from None
 
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
