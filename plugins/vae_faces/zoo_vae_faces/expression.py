@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from zoo_core.api import UsageError
 
 NAME_PUNCTUATION = "_."
+# Each term is one picture of the figure's row and holds its group's images until the row is decoded: 16 terms
+# make a 17-picture row (the book's example has 3), and keep a command line from allocating per term unbounded.
+MAX_TERMS = 16
 
 
 class ExpressionError(UsageError):
@@ -92,7 +95,9 @@ class _Parser:
         where = self.index if index is None else index
         near = self.text[where:where + 12]
         found = f' (near "{near}")' if near else " (at the end)"
-        return ExpressionError(f'arithmetic: {message} at position {where + 1}{found} in "{self.text}"')
+        # a long expression is quoted by its start: the error stays one readable line
+        quoted = self.text if len(self.text) <= 200 else f"{self.text[:120]}... ({len(self.text)} characters)"
+        return ExpressionError(f'arithmetic: {message} at position {where + 1}{found} in "{quoted}"')
 
     def skip_spaces(self) -> None:
         while self.index < len(self.text) and self.text[self.index].isspace():
@@ -116,6 +121,9 @@ class _Parser:
             char = self.peek()
             if char not in ("+", "-"):
                 raise self.fail("expected + or - between terms")
+            if len(terms) == MAX_TERMS:
+                raise self.fail(f"more than {MAX_TERMS} terms, the most an expression may have (each is a picture "
+                                "of the figure's row)")
             self.index += 1
             terms.append(self.term(-1 if char == "-" else 1))
         return Expression(tuple(terms), self.text)
