@@ -22,7 +22,7 @@ from typing import Any
 
 from zoo_core import hookimpl
 
-API_VERSION = "0.1"
+API_VERSION = "0.2"
 
 # Public name -> "module:attribute". Grouped as PLUGINS.md presents them.
 _EXPORTS: dict[str, str] = {
@@ -33,9 +33,12 @@ _EXPORTS: dict[str, str] = {
     "TensorSpec": "zoo_core.spec:TensorSpec",
     "Preset": "zoo_core.spec:Preset",
     "TaskSpec": "zoo_core.spec:TaskSpec",
+    "Param": "zoo_core.spec:Param",
+    "REQUIRED": "zoo_core.spec:REQUIRED",
     "DataLayout": "zoo_core.spec:DataLayout",
     "RuntimeSpec": "zoo_core.spec:RuntimeSpec",
     "QualityBar": "zoo_core.spec:QualityBar",
+    "Weights": "zoo_core.weights:Weights",
     "RegisteredModel": "zoo_core.plugins:RegisteredModel",
     # -- errors: one clear line on stderr, never a traceback --------------------------------------------------
     "ZooError": "zoo_core.errors:ZooError",
@@ -55,6 +58,10 @@ _EXPORTS: dict[str, str] = {
     "train": "zoo_core.engine:train",
     # -- generation tasks ------------------------------------------------------------------------------------
     "TaskContext": "zoo_core.tasks:TaskContext",
+    "TaskResult": "zoo_core.results:TaskResult",
+    "to_uint8_images": "zoo_core.results:to_uint8_images",
+    "ImageInput": "zoo_core.inputs:ImageInput",
+    "load_tensor": "zoo_core.inputs:load_tensor",
     # -- data: in-memory image sets, the embedded data sets and the readers of real layouts ------------------
     "ImageSet": "zoo_core.data.imageset:ImageSet",
     "to_float": "zoo_core.data.imageset:to_float",

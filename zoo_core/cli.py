@@ -17,7 +17,7 @@ from zoo_core import __version__
 from zoo_core.cards import model_card, model_summary
 from zoo_core.errors import UsageError, ZooError
 from zoo_core.plugins import get_host
-from zoo_core.registry import UnknownName, get_model, get_runtime, list_models
+from zoo_core.registry import UnknownName, get_model, list_models
 
 
 class ModelName(click.ParamType):
@@ -160,8 +160,10 @@ def list_command(as_json: bool) -> None:
     table = _table("models", ["name", "parameters", "summary"])
     table.columns[0].no_wrap = table.columns[1].no_wrap = True
     for m in models:
-        _add_row(table, m["name"], f"{m['params'] / 1e6:.2f} M at {m['params_preset']}", m["summary"])
-    table.caption = "parameters at each model's card preset; `zoo info MODEL` shows its networks and presets"
+        name = m["name"] + (f"\nweights: {', '.join(m['weights'])}" if m.get("weights") else "")
+        _add_row(table, name, f"{m['params'] / 1e6:.2f} M at {m['params_preset']}", m["summary"])
+    table.caption = ("parameters at each model's card preset; `zoo info MODEL` shows its networks and presets, "
+                     "`--weights NAME` loads the named weights")
     table.caption_justify = "left"
     _print(table)
 
@@ -202,7 +204,9 @@ def info_command(model: str, as_json: bool) -> None:
     layouts = _table("data (--data)", ["layout", "summary"])
     for d in card["data_layouts"]:
         _add_row(layouts, d["name"], d["summary"])
-    _print(Group(head, nets, graphs, presets, tasks, layouts))
+    from zoo_core.weights import weights_table
+
+    _print(Group(head, nets, graphs, presets, tasks, layouts, *weights_table(card, _table, _add_row)))
 
 
 @cli.command("plugins")
@@ -331,6 +335,7 @@ GENERATE_OPTIONS = [
                  help="Which exported graphs to run (--runtime onnxruntime; default fp32, or ZOO_ORT_PRECISION)."),
     click.Option(["--out"], type=click.Path(path_type=Path), default=None, help="Output file or folder."),
     click.Option(["--seed"], type=click.IntRange(0, 2**32 - 1), default=0, show_default=True),
+    click.Option(["--force"], is_flag=True, help="Replace an existing --out file even when it is not a PNG picture."),
     click.Option(["--data"], type=click.Path(exists=True, file_okay=False, path_type=Path)),
     click.Option(["--data-a"], type=click.Path(exists=True, file_okay=False, path_type=Path)),
     click.Option(["--data-b"], type=click.Path(exists=True, file_okay=False, path_type=Path)),
@@ -341,29 +346,52 @@ GENERATE_OPTIONS = [
 COMMON = {p.name for p in GENERATE_OPTIONS}
 
 
-def run_task(model_name: str, task_name: str, params: dict[str, Any]) -> None:
-    from zoo_core.models import build_recipe
+def generate(model_name: str, task_name: str, params: dict[str, Any]) -> None:
+    """`zoo generate MODEL TASK`: load the model, run the task through the Python API, save what it returns."""
+    from zoo_core.library import open_model
     from zoo_core.recipe import DataSource
     from zoo_core.runtime import RuntimeSource
-    from zoo_core.spec import load_object
-    from zoo_core.tasks import TaskContext
     from zoo_core.threads import apply_threads
 
     apply_threads(params["threads"])
-    model = get_model(model_name)
-    task = model.spec.task(task_name)
-    runtime = get_runtime(params["runtime"])
     source = RuntimeSource(run=params["run"], checkpoint=params["checkpoint"], export=params["export"],
-                           device=params["device"], precision=params["precision"],
-                           weights=params["weights"])
-    runner = load_object(runtime.spec.loader)(model, source)
-    recipe = build_recipe(model, runner.config)  # every runtime knows its config; tasks read data through a recipe
+                           device=params["device"], precision=params["precision"], weights=params["weights"])
     data = DataSource(data=params["data"], data_a=params["data_a"], data_b=params["data_b"],
                       strict=params["strict"], limit=params["limit"])
-    out = params["out"] or Path("generated") / model.name
-    ctx = TaskContext(model=model, runner=runner, recipe=recipe, out=out, seed=params["seed"], source=data)
-    function = load_object(task.function)
-    function(ctx, **{k: v for k, v in params.items() if k not in COMMON})
+    model = open_model(model_name, params["runtime"], source, data)
+    values = {k: v for k, v in params.items() if k not in COMMON and v is not None and v != ()}
+    result = model.run(task_name, seed=params["seed"], **values)
+    written = result.save(params["out"] or Path("generated") / model_name, force=params["force"])
+    where = written[0] if len(written) == 1 else written[0].parent
+    print(f"zoo: wrote {result.summary} to {where} ({model.runner.description})", file=sys.stderr)
+
+
+def task_option(param: Any) -> click.Parameter:
+    """The click option or argument of a task parameter (an API 0.1 task's click objects are used as they are)."""
+    from zoo_core.spec import Param
+
+    if not isinstance(param, Param):
+        return param
+    if param.kind == "images":
+        return click.Argument([param.name], nargs=-1, required=param.required,
+                              type=click.Path(exists=True, path_type=Path))
+    types: dict[str, Any] = {
+        "int": click.IntRange(_bound(param.minimum), _bound(param.maximum)),
+        "float": click.FloatRange(param.minimum, param.maximum), "text": click.STRING,
+        "choice": click.Choice(param.choices), "bool": click.BOOL,
+        "file": click.Path(exists=True, dir_okay=False, path_type=Path),
+    }
+    default = None if param.required else param.default
+    if param.positional:
+        return click.Argument([param.name], type=types[param.kind], required=param.required, default=default)
+    if param.kind == "bool":
+        return click.Option([param.option, param.name], is_flag=True, default=bool(default), help=param.help)
+    return click.Option([param.option, param.name], type=types[param.kind], default=default,
+                        required=param.required, show_default=default is not None, help=param.help)
+
+
+def _bound(value: float | None) -> int | None:
+    return None if value is None else int(value)
 
 
 class ModelTasks(click.Group):
@@ -378,10 +406,10 @@ class ModelTasks(click.Group):
     @staticmethod
     def _task_command(model_name: str, task: Any) -> click.Command:
         def callback(**params: Any) -> None:
-            run_task(model_name, task.name, params)
+            generate(model_name, task.name, params)
 
         return click.Command(task.name, callback=callback, help=task.summary,
-                             params=[*task.params, *[_copy_option(o) for o in GENERATE_OPTIONS]])
+                             params=[*map(task_option, task.params), *[_copy_option(o) for o in GENERATE_OPTIONS]])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
@@ -414,6 +442,11 @@ class GenerateGroup(click.Group):
 @cli.group("generate", cls=GenerateGroup)
 def generate_group() -> None:
     """Run a model's generation task on any runtime: zoo generate MODEL TASK [OPTIONS]."""
+
+
+from zoo_core.weights_cli import add_weights_commands  # noqa: E402 - click only; it needs `cli` defined above
+
+add_weights_commands(cli)
 
 
 def main() -> None:

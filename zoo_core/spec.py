@@ -11,9 +11,10 @@ import importlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import click
+if TYPE_CHECKING:
+    from zoo_core.weights import Weights
 
 Dim = int | str
 BATCH = "N"
@@ -148,19 +149,100 @@ class Preset:
     values: Mapping[str, Any]
 
 
+class _Required:
+    """The default of a parameter that has none (``Param.default``); its repr reads well in signatures."""
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+REQUIRED: Any = _Required()
+
+#: What a task parameter holds. ``images``: image files or folders on the command line, uploads over HTTP,
+#: paths, PIL images or arrays from Python; ``file``: one data file (a path, or its bytes over HTTP).
+PARAM_KINDS = ("int", "float", "bool", "text", "choice", "file", "images")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One task parameter as plain typed data.
+
+    The command line's options, the server's form fields and OpenAPI schema, and the Python method's
+    signature and docstring are all derived from it. ``minimum``/``maximum`` bound numbers (inclusive);
+    ``positional`` makes it a command-line argument (``zoo generate vae_faces arithmetic "EXPR"``) rather
+    than an option; ``flag`` spells the option when it is not ``--name`` with dashes (``--z`` for ``z_file``).
+    """
+
+    name: str
+    kind: str
+    default: Any = REQUIRED
+    help: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    positional: bool = False
+    flag: str = ""
+
+    def __post_init__(self) -> None:
+        if not re.match(r"^[a-z][a-z0-9_]{0,63}$", self.name) or self.name in RESERVED_PARAMS:
+            raise ValueError(f"task parameter name {self.name!r} must be a lower-case identifier other than "
+                             f"{', '.join(RESERVED_PARAMS)}")
+        if self.kind not in PARAM_KINDS:
+            raise ValueError(f"parameter {self.name}: kind must be one of {', '.join(PARAM_KINDS)}, got {self.kind!r}")
+        if self.kind == "choice" and not self.choices:
+            raise ValueError(f"parameter {self.name}: a choice needs choices")
+        if self.kind == "images" and not self.positional:
+            raise ValueError(f"parameter {self.name}: images are given positionally")
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    @property
+    def option(self) -> str:
+        """The command-line spelling of an option."""
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    def describe(self) -> str:
+        """The parameter's help with its range and default, as a docstring line shows it."""
+        text = self.help
+        if self.choices:
+            text += f" One of {', '.join(self.choices)}."
+        if self.minimum is not None or self.maximum is not None:
+            low = "" if self.minimum is None else f"{self.minimum:g}"
+            high = "" if self.maximum is None else f"{self.maximum:g}"
+            text += f" Range [{low}, {high}]."
+        return text.strip()
+
+
+#: Names every task takes besides its own parameters (the Python method and the server add them).
+RESERVED_PARAMS = ("seed", "self", "ctx")
+
+
 @dataclass(frozen=True)
 class TaskSpec:
-    """A `zoo generate MODEL TASK` command written against named graphs.
+    """A task (`zoo generate MODEL TASK`, ``zoo.load(MODEL).TASK(...)``, the server's task route) written against
+    named graphs.
 
     ``function`` is ``"module:function"``, called as ``function(ctx, **params)`` with a
-    :class:`zoo_core.tasks.TaskContext`; ``params`` are click options/arguments.
+    :class:`zoo_core.tasks.TaskContext`; it returns a :class:`zoo_core.results.TaskResult` and writes nothing.
+    ``params`` are :class:`Param` data. API 0.1 tasks declared click parameters and wrote files through the
+    context; the core still runs them (see :attr:`legacy`).
     """
 
     name: str
     summary: str
     graphs: tuple[str, ...]
     function: str
-    params: tuple[click.Parameter, ...] = ()
+    params: tuple[Any, ...] = ()
+
+    @property
+    def legacy(self) -> bool:
+        """An API 0.1 task: click parameters, a function that writes PNG files instead of returning a result."""
+        return any(not isinstance(p, Param) for p in self.params)
 
 
 @dataclass(frozen=True)
@@ -194,6 +276,8 @@ class ModelSpec:
     source: str = ""
     license: str = "MIT"
     tags: tuple[str, ...] = ()
+    #: trained weights users load with ``--weights NAME`` (:class:`zoo_core.weights.Weights`)
+    weights: tuple[Weights, ...] = ()
 
     def __post_init__(self) -> None:
         check_name("model", self.name)
@@ -208,6 +292,10 @@ class ModelSpec:
         for role in ("card_preset", "default_preset", "gpu_preset"):
             if getattr(self, role) not in preset_names:
                 raise ValueError(f"model {self.name!r}: {role} {getattr(self, role)!r} is not a preset")
+        if self.weights:
+            from zoo_core.weights import check_declarations  # torch-free; imported here to avoid a cycle
+
+            check_declarations(self)
 
     @property
     def total_params(self) -> int:

@@ -1,30 +1,49 @@
-"""What a `zoo generate` task receives: the runner for named graphs, the recipe and the output."""
+"""Tasks: functions of a loaded model on any runtime that return a :class:`~zoo_core.results.TaskResult`.
+
+:func:`run_task` is the one place a task runs, for `zoo generate`, ``zoo.load(...).TASK(...)`` and the server
+alike: it checks the parameters against the task's :class:`~zoo_core.spec.Param` data (:func:`bind_params`), builds
+the :class:`TaskContext` the task computes with, and returns what the task returns. Tasks written against API 0.1
+(click parameters, PNG files written through ``ctx.output``) run unchanged: their files are written into a private
+temporary folder and read back into a result (:func:`zoo_core.results.result_from_files`).
+"""
 
 from __future__ import annotations
 
-import sys
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from zoo_core.errors import UsageError, ZooError
+from zoo_core.inputs import image_inputs
 from zoo_core.plugins import RegisteredModel
 from zoo_core.recipe import DataSource, Recipe, TrainingData
+from zoo_core.results import TaskResult, result_from_files
 from zoo_core.runtime import GraphRunner
+from zoo_core.spec import REQUIRED, Param, TaskSpec, load_object
+
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
 class TaskContext:
-    """Tasks call :meth:`run` on named graphs, so the same task runs on every runtime."""
+    """What a task computes with: :meth:`run` on named graphs (so the same task runs on every runtime), the
+    recipe and its config, the data, and a seeded generator."""
 
     model: RegisteredModel
     runner: GraphRunner
     recipe: Recipe
-    out: Path
+    #: API 0.1 tasks only: the folder their files go to (a private temporary folder since API 0.2)
+    out: Path | None = None
     seed: int = 0
     source: DataSource = field(default_factory=DataSource)
+    #: where the data comes from when a shell shares one decoded copy between calls (the server)
+    data_provider: Callable[[Recipe], TrainingData] | None = None
     _data: TrainingData | None = None
+    _notes: list[str] = field(default_factory=list)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -41,20 +60,152 @@ class TaskContext:
     def data(self) -> TrainingData:
         """The model's data (``--data`` or the embedded default), decoded once per task."""
         if self._data is None:
-            self._data = self.recipe.load_data(self.source)
+            provider = self.data_provider or (lambda recipe: recipe.load_data(self.source))
+            self._data = provider(self.recipe)
         return self._data
 
     def generator(self, offset: int = 0) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed + offset)
 
+    # -- API 0.1: tasks that wrote their own files --------------------------------------------------------------
     def output(self, default_name: str) -> Path:
-        """``--out`` as given, or ``default_name`` inside it when it names a folder. Only the path: nothing is
-        created here; save_png/save_grid create missing folders when they write."""
+        """API 0.1: where a task writes its picture (inside :attr:`out`)."""
+        if self.out is None:
+            raise ZooError(f"task of {self.model.name} asked for an output path; tasks return a TaskResult")
         if self.out.suffix == "" or self.out.is_dir():
             return self.out / default_name
         return self.out
 
     def done(self, path: Path, what: str) -> None:
-        """Report on stderr ``zoo: wrote WHAT to PATH (RUNNER)``; it names the runtime itself, so ``what`` says
-        only what was written."""
-        print(f"zoo: wrote {what} to {path} ({self.runner.description})", file=sys.stderr)
+        """API 0.1: what a task wrote, which becomes the result's summary."""
+        self._notes.append(what)
+
+
+# -- parameters ---------------------------------------------------------------------------------------------------
+def task_params(task: TaskSpec) -> tuple[Param, ...]:
+    """The task's parameters as :class:`Param` data (an API 0.1 task's click parameters converted)."""
+    if not task.legacy:
+        return task.params
+    from zoo_core.legacy import param_from_click
+
+    return tuple(param_from_click(p) for p in task.params)
+
+
+def bind_params(task: TaskSpec, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The task's keyword arguments from ``values``: defaults filled in, every value checked against its Param.
+
+    A wrong name, a missing value, a value of the wrong type or out of range is one :class:`UsageError`.
+    """
+    params = task_params(task)
+    known = {p.name: p for p in params}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        takes = ", ".join(sorted(known)) or "no parameters"
+        raise UsageError(f"task {task.name} has no parameter {', '.join(unknown)}; it takes {takes} (and seed)")
+    bound = {}
+    for param in params:
+        if param.name in values and values[param.name] is not None:
+            bound[param.name] = check_value(param, values[param.name])
+        elif param.required:
+            raise UsageError(f"task {task.name} needs {param.name}: {param.help or param.kind}")
+        else:
+            bound[param.name] = param.default
+    if task.legacy:
+        from zoo_core.legacy import click_values
+
+        return click_values(task, bound)
+    return bound
+
+
+def check_value(param: Param, value: Any) -> Any:
+    """``value`` as ``param`` takes it, or a UsageError naming the parameter and what it takes."""
+    kind = param.kind
+    if kind == "images":
+        return image_inputs(value, param.name)
+    if kind == "file":
+        if isinstance(value, bytes | bytearray):
+            return bytes(value)
+        if isinstance(value, str | Path):
+            path = Path(value)
+            if not path.is_file():
+                raise UsageError(f"{param.name}: no such file {path}")
+            return path
+        raise UsageError(f"{param.name}: give a file path or its bytes, got {type(value).__name__}")
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise UsageError(f"{param.name}: true or false, got {value!r}")
+        return value
+    if kind == "text":
+        if not isinstance(value, str):
+            raise UsageError(f"{param.name}: text, got {type(value).__name__}")
+        return value
+    if kind == "choice":
+        if value not in param.choices:
+            raise UsageError(f"{param.name}: one of {', '.join(param.choices)}, got {value!r}")
+        return value
+    number = _number(param, value)
+    if (param.minimum is not None and number < param.minimum) or (param.maximum is not None and number > param.maximum):
+        low = "" if param.minimum is None else f"{param.minimum:g}"
+        high = "" if param.maximum is None else f"{param.maximum:g}"
+        raise UsageError(f"{param.name}: {number} is outside [{low}, {high}]")
+    return number
+
+
+def _number(param: Param, value: Any) -> int | float:
+    if isinstance(value, bool):
+        raise UsageError(f"{param.name}: a number, got {value!r}")
+    if param.kind == "int":
+        if isinstance(value, int) or (hasattr(value, "__index__") and not isinstance(value, float)):
+            return int(value)
+        raise UsageError(f"{param.name}: a whole number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{param.name}: a number, got {value!r}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise UsageError(f"{param.name}: a finite number, got {value!r}")
+    return number
+
+
+def check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"seed: a whole number from 0 to {MAX_SEED}, got {seed!r}")
+    return seed
+
+
+# -- running ------------------------------------------------------------------------------------------------------
+def run_task(model: RegisteredModel, task_name: str, runner: GraphRunner, params: Mapping[str, Any], *,
+             seed: int = 0, source: DataSource | None = None, recipe: Recipe | None = None,
+             data_provider: Callable[[Recipe], TrainingData] | None = None) -> TaskResult:
+    """Run task ``task_name`` of ``model`` on ``runner`` and return its result; nothing is written.
+
+    ``params`` are checked with :func:`bind_params`; ``recipe`` defaults to one built at the runner's config (tasks
+    read data and priors through it); ``data_provider`` lets a shell share decoded data between calls.
+    """
+    from zoo_core.models import build_recipe
+
+    task = model.spec.task(task_name)
+    arguments = bind_params(task, params)
+    ctx = TaskContext(model=model, runner=runner, recipe=recipe or build_recipe(model, runner.config),
+                      seed=check_seed(seed), source=source or DataSource(), data_provider=data_provider)
+    function = load_object(task.function)
+    if task.legacy:
+        return _run_legacy(ctx, function, arguments, task)
+    result = function(ctx, **arguments)
+    if result is None:  # an API 0.1 task without parameters: it wrote files, as _run_legacy expects
+        return _run_legacy(ctx, function, arguments, task)
+    if not isinstance(result, TaskResult):
+        raise ZooError(f"task {model.name} {task.name} returned {type(result).__name__}, not a TaskResult")
+    return result
+
+
+def _run_legacy(ctx: TaskContext, function: Callable[..., Any], arguments: dict[str, Any],
+                task: TaskSpec) -> TaskResult:
+    with tempfile.TemporaryDirectory(prefix="zoo-task-") as folder:
+        ctx.out = Path(folder)
+        function(ctx, **arguments)
+        files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(Path(folder).rglob("*.png"))}
+    return result_from_files(files, "; ".join(ctx._notes) or f"{ctx.model.name} {task.name}")
+
+
+__all__ = ["REQUIRED", "TaskContext", "bind_params", "check_value", "run_task", "task_params"]

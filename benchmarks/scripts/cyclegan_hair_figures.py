@@ -33,12 +33,13 @@ from zoo_bench.machine import describe_machine
 from zoo_cyclegan_hair.data import embedded_domains
 from zoo_cyclegan_hair.haircolour import BLOND_LUMA_THRESHOLD, LUMA_WEIGHTS, hair_luma
 from zoo_cyclegan_hair.recipe import VALUE_RANGE, roundtrip_rows
-from zoo_cyclegan_hair.tasks import save_roundtrip_grid
+from zoo_cyclegan_hair.tasks import roundtrip_grid
 
 from zoo_core import io as zio
 from zoo_core.config import parse_assignment
 from zoo_core.data.imageset import ImageSet, to_float
 from zoo_core.engine import TrainOptions, train
+from zoo_core.images import save_png
 from zoo_core.registry import get_model
 from zoo_core.runtime import RuntimeSource, TorchRunner
 
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         rows = roundtrip_rows(lambda graph, x: runner.run(graph, x)[0], to_float(black.images[:GRID_ROWS], VALUE_RANGE),
                               to_float(blond.images[:GRID_ROWS], VALUE_RANGE))
-    grid = save_roundtrip_grid(rows, args.docs / "cyclegan_hair_roundtrip.png")
+    grid = save_png(roundtrip_grid(rows), args.docs / "cyclegan_hair_roundtrip.png")
     arguments = sys.argv[1:] if argv is None else argv
     command = " ".join(["python benchmarks/scripts/cyclegan_hair_figures.py", *arguments])
     result = {

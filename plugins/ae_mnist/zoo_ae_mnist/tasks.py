@@ -1,13 +1,16 @@
-"""`zoo generate ae_mnist reconstruct|decode`: written against named graphs, so any runtime runs them."""
+"""ae_mnist's tasks (`zoo generate ae_mnist reconstruct|decode`, ``zoo.load("ae_mnist").reconstruct()``):
+written against named graphs, so any runtime runs them; each returns a TaskResult and writes nothing."""
 
 from __future__ import annotations
 
+import io
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from zoo_core.api import TaskContext, ZooError, save_png, stack_rows, to_float, upscale
+from zoo_core.api import TaskContext, TaskResult, ZooError, stack_rows, to_float, to_uint8_images, upscale
 
 COLUMNS = 16
 SCALE = 3
@@ -22,27 +25,27 @@ def data_images(ctx: TaskContext, count: int) -> torch.Tensor:
     return to_float(torch.cat([held_out, data.train.images[:count - len(held_out)]]))
 
 
-def reconstruct(ctx: TaskContext, n: int) -> Path:
+def reconstruct(ctx: TaskContext, n: int = 16) -> TaskResult:
     """Originals above their reconstructions, ``COLUMNS`` pairs per row, through graph ``autoencoder``."""
     originals = data_images(ctx, n)
     (reconstructions,) = ctx.run_batched("autoencoder", originals)
     rows = []
     for start in range(0, len(originals), COLUMNS):
         rows += [originals[start:start + COLUMNS], reconstructions[start:start + COLUMNS]]
-    path = ctx.output("reconstruction.png")
-    save_png(upscale(stack_rows(rows), SCALE), path)
-    ctx.done(path, f"{len(originals)} originals above their reconstructions")
-    return path
+    return TaskResult(images=to_uint8_images(reconstructions), filename="reconstruction.png",
+                      picture=upscale(stack_rows(rows), SCALE), columns=COLUMNS,
+                      summary=f"{len(originals)} originals above their reconstructions",
+                      arrays={"originals": originals.numpy(), "reconstructions": reconstructions.numpy()})
 
 
 MAX_CODES = 10_000  # a grid of 10,000 digits is already a 2,800-pixel square at scale 1
 
 
-def load_codes(path: Path, z_dim: int) -> torch.Tensor:
-    """A float array [N,z_dim] from a .npy file; anything else is one clear ZooError."""
+def load_codes(path: Path | bytes, z_dim: int) -> torch.Tensor:
+    """A float array [N,z_dim] from a .npy file (or its bytes); anything else is one clear ZooError."""
     try:
         # mapped, not read: a header claiming [1e11, 20] is refused here, before anything is allocated
-        codes = np.load(path, allow_pickle=False, mmap_mode="r")
+        codes = _open_npy(path)
     # numpy parses the header with Python's tokenizer: a damaged one raises SyntaxError, TokenError, TypeError...
     except Exception as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -60,6 +63,20 @@ def load_codes(path: Path, z_dim: int) -> torch.Tensor:
     return torch.from_numpy(codes.astype(np.float32))
 
 
+def _open_npy(source: Path | bytes) -> np.ndarray:
+    """A .npy array, memory-mapped from a file; from bytes (an upload) only once its header fits the bytes."""
+    if not isinstance(source, bytes):
+        return np.load(source, allow_pickle=False, mmap_mode="r")
+    stream = io.BytesIO(source)
+    version = np.lib.format.read_magic(stream)
+    header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = header(stream)
+    # numpy allocates what the header declares before it reads: a header must not promise more than was sent
+    if math.prod(shape) * dtype.itemsize > len(source) - stream.tell():
+        raise ValueError(f"the header declares {list(shape)} {dtype}, more than the {len(source)} bytes sent")
+    return np.load(io.BytesIO(source), allow_pickle=False)
+
+
 def fitted_codes(ctx: TaskContext, count: int) -> torch.Tensor:
     """``count`` draws from a diagonal Gaussian fitted to the codes of real images.
 
@@ -72,14 +89,15 @@ def fitted_codes(ctx: TaskContext, count: int) -> torch.Tensor:
     return mean + std * noise
 
 
-def decode(ctx: TaskContext, z_file: Path | None, n: int) -> Path:
+def decode(ctx: TaskContext, z_file: Path | bytes | None = None, n: int = 16) -> TaskResult:
     """Decode codes from ``--z`` or ``n`` fitted draws into a grid of images, through graph ``decoder``."""
     z_dim = int(ctx.config["z_dim"])
     codes = load_codes(z_file, z_dim) if z_file is not None else fitted_codes(ctx, n)
     (images,) = ctx.run_batched("decoder", codes)
-    path = ctx.output("decoded.png")
     columns = min(COLUMNS, len(images))
-    save_png(upscale(stack_rows([images[i:i + columns] for i in range(0, len(images), columns)]), SCALE), path)
-    source = f"codes from {z_file}" if z_file is not None else f"codes drawn with seed {ctx.seed}"
-    ctx.done(path, f"{len(images)} images decoded from {source}")
-    return path
+    picture = upscale(stack_rows([images[i:i + columns] for i in range(0, len(images), columns)]), SCALE)
+    where = "an uploaded file" if isinstance(z_file, bytes) else z_file
+    source = f"codes from {where}" if z_file is not None else f"codes drawn with seed {ctx.seed}"
+    return TaskResult(images=to_uint8_images(images), filename="decoded.png", picture=picture, columns=columns,
+                      summary=f"{len(images)} images decoded from {source}",
+                      arrays={"codes": codes.numpy(), "images": images.numpy()})

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-
-import click
 
 from zoo_core.api import (
     DataLayout,
     GraphSpec,
     ModelSpec,
     NetworkSpec,
+    Param,
     Preset,
     QualityBar,
     TaskSpec,
@@ -116,18 +114,16 @@ SPEC = ModelSpec(
         TaskSpec("translate", "translate image files (or folders) to the other hair colour; one PNG per "
                               "input plus a side-by-side grid",
                  ("black_to_blond", "blond_to_black"), f"{TASKS}:translate", (
-                     click.Argument(["inputs"], nargs=-1, required=True,
-                                    type=click.Path(exists=True, path_type=Path)),
-                     click.Option(["--direction"], type=click.Choice(["black2blond", "blond2black"]),
-                                  default="black2blond", show_default=True, help="Translation direction."),
-                     click.Option(["--batch-size"], type=click.IntRange(min=1), default=16, show_default=True,
-                                  help="Images per graph call."),
+                     Param("images", "images", help="Image files or folders (paths, PIL images or arrays from "
+                                                    "Python).", positional=True),
+                     Param("direction", "choice", "black2blond", "Translation direction.",
+                           choices=("black2blond", "blond2black")),
+                     Param("batch_size", "int", 16, "Images per graph call.", minimum=1, maximum=1024),
                  )),
         TaskSpec("roundtrip", "original, translated and translated back, for both directions (the book's "
                               "round-trip figure), from the data",
                  ("black_to_blond", "blond_to_black"), f"{TASKS}:roundtrip", (
-                     click.Option(["--n"], type=click.IntRange(min=1), default=4, show_default=True,
-                                  help="Rows per direction."),
+                     Param("n", "int", 4, "Rows per direction.", minimum=1, maximum=1024),
                  )),
     ),
     data_layouts=(

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import click
+from zoo_core.api import DataLayout, GraphSpec, ModelSpec, NetworkSpec, Param, Preset, TaskSpec, TensorSpec, hookimpl
 
-from zoo_core.api import DataLayout, GraphSpec, ModelSpec, NetworkSpec, Preset, TaskSpec, TensorSpec, hookimpl
+# Bounds on what one task call may ask for, so a typo cannot allocate without limit: a grid of 4,096 faces is
+# already a 500-megapixel picture at 256², and each group image is encoded (1,000 per term at most).
+MAX_IMAGES = 4096
+MAX_GROUP_SIZE = 1000
+MAX_ROWS = 64
 
 IMAGE = TensorSpec("image", ("N", 3, "image_size", "image_size"), value_range=(0.0, 1.0), layout="NCHW")
 MU = TensorSpec("mu", ("N", "latent_dim"), layout="latent")
@@ -52,33 +56,29 @@ SPEC = ModelSpec(
     ),
     tasks=(
         TaskSpec("sample", "a grid of new faces decoded from z ~ N(0, I)", ("decoder",), TASKS + "sample", (
-            click.Option(["--n"], type=click.IntRange(min=1), default=18, show_default=True,
-                         help="How many faces."),
-            click.Option(["--columns"], type=click.IntRange(min=1), default=6, show_default=True,
-                         help="Faces per grid row."),
+            Param("n", "int", 18, "How many faces.", minimum=1, maximum=MAX_IMAGES),
+            Param("columns", "int", 6, "Faces per grid row.", minimum=1, maximum=MAX_IMAGES),
         )),
         TaskSpec("reconstruct", "held-out faces above their reconstructions (encoder mu → decoder)",
                  ("encoder", "decoder"), TASKS + "reconstruct", (
-            click.Option(["--n"], type=click.IntRange(min=1), default=8, show_default=True,
-                         help="How many faces (drawn with --seed)."),
-            click.Option(["--columns"], type=click.IntRange(min=1), default=8, show_default=True,
-                         help="Faces per row pair."),
+            Param("n", "int", 8, "How many faces (drawn with --seed).", minimum=1, maximum=MAX_IMAGES),
+            Param("columns", "int", 8, "Faces per row pair.", minimum=1, maximum=MAX_IMAGES),
         )),
         TaskSpec("interpolate", "decode w·z_A + (1−w)·z_B between two faces (paths or data-set indices)",
                  ("encoder", "decoder"), TASKS + "interpolate", (
-            click.Argument(["a"]),
-            click.Argument(["b"]),
-            click.Option(["--steps"], type=click.IntRange(min=2), default=6, show_default=True,
-                         help="Decoded images from A to B."),
+            Param("a", "text", help="Face A: an image file or a data-set index.", positional=True),
+            Param("b", "text", help="Face B: an image file or a data-set index.", positional=True),
+            Param("steps", "int", 6, "Decoded images from A to B.", minimum=2, maximum=MAX_IMAGES),
         )),
         TaskSpec("arithmetic", "mean encodings of labelled groups (or listed image files) added and "
                  'subtracted, e.g. "glasses&male - glasses&~male + ~glasses&~male"',
                  ("encoder", "decoder"), TASKS + "arithmetic", (
-            click.Argument(["expression"]),
-            click.Option(["--group-size"], type=click.IntRange(min=1), default=3, show_default=True,
-                         help="Images drawn at random (with --seed) per attribute group."),
-            click.Option(["--rows"], type=click.IntRange(min=1), default=1, show_default=True,
-                         help="Independent draws of the groups, one grid row each."),
+            Param("expression", "text", help="Terms of attribute groups or [image files] joined by + and -.",
+                  positional=True),
+            Param("group_size", "int", 3, "Images drawn at random (with --seed) per attribute group.", minimum=1,
+                  maximum=MAX_GROUP_SIZE),
+            Param("rows", "int", 1, "Independent draws of the groups, one grid row each.", minimum=1,
+                  maximum=MAX_ROWS),
         )),
     ),
     data_layouts=(
