@@ -8,7 +8,7 @@ TORCH ?= torch==2.14.1 torchvision==0.29.1
 DISTS := . $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml export/pyproject.toml benchmarks/pyproject.toml serve/pyproject.toml))
 STAMP := $(VENV)/.installed
 # What the test suite drives from outside: property-based fuzzing, ASGI test requests, the official Triton client, a browser.
-TEST_TOOLS := "pytest>=8" "ruff>=0.6" "hypothesis>=6.100" "httpx>=0.27" "tritonclient[http]>=2.40" "selenium>=4.20"
+TEST_TOOLS := "pytest>=8" "ruff>=0.6" "hypothesis>=6.100" "httpx>=0.27" "tritonclient[http]>=2.40" "selenium>=4.20" "huggingface_hub>=0.24,<3"
 DEMO := demo-output
 
 .PHONY: install demo test fuzz lint clean startup-bench

@@ -17,6 +17,8 @@ def model_summary(model: RegisteredModel) -> dict[str, Any]:
         "graphs": [g.name for g in spec.graphs], "presets": [p.name for p in spec.presets],
         "tasks": [t.name for t in spec.tasks], "params": spec.total_params, "params_preset": spec.card_preset,
         "tags": list(spec.tags),
+        # --weights NAME: the declared weights, the default first
+        "weights": [w.name for w in sorted(spec.weights, key=lambda w: not w.default)],
     }
 
 
@@ -36,4 +38,5 @@ def model_card(model: RegisteredModel) -> dict[str, Any]:
         "presets": [{"name": p.name, "summary": p.summary, "values": dict(p.values)} for p in spec.presets],
         "tasks": [{"name": t.name, "summary": t.summary, "graphs": list(t.graphs)} for t in spec.tasks],
         "data_layouts": [{"name": d.name, "summary": d.summary} for d in spec.data_layouts],
+        "weights": [w.as_json(spec.license) for w in spec.weights],
     }

@@ -17,6 +17,7 @@ from zoo_core.api import (
     QualityBar,
     TaskSpec,
     TensorSpec,
+    Weights,
     hookimpl,
 )
 
@@ -36,6 +37,25 @@ DECODER_GFLOPS = 2 * (20 * 200 + 200 * 784) / 1e9
 # What an int8 graph must keep (zoo export --int8): held-out reconstruction MSE within 5% of fp32's.
 INT8_QUALITY = (QualityBar("reconstruction_mse", "relative_rise", 0.05,
                            function="zoo_ae_mnist.recipe:reconstruction_mse"),)
+
+# The weights ae_mnist ships (`--weights mnist`), package data in weights/: made and measured by
+# benchmarks/scripts/ship_weights.py (its figures are in benchmarks/results/weights_ae_mnist.json).
+MNIST = Weights(
+    name="mnist",
+    summary="the book's autoencoder trained on real MNIST digits",
+    sha256="c8fce2e3d9c529e8548ae25d922b7c48fff4ce50414026aa3b99aee057893f7f",
+    size=646928,
+    preset="book",
+    data="MNIST t10k: its first 9,000 digits train; the last 1,000 are held out for the figure",
+    training="zoo train ae_mnist --preset book --data ../shared/data/mnist-t10k --limit 9000 --val-split 0 "
+             "--seed 0 (10 epochs, last checkpoint), stored in float16",
+    file="zoo_ae_mnist:weights/mnist.safetensors",
+    metrics={"heldout_mse_per_pixel": 0.018674},
+    measured_by="python benchmarks/scripts/ship_weights.py ae_mnist --measure-only --data ../shared/data/mnist-t10k",
+    license="MIT",
+    default=True,
+)
+
 
 SPEC = ModelSpec(
     name="ae_mnist",
@@ -83,6 +103,7 @@ SPEC = ModelSpec(
     source="Mark Liu, Learn Generative AI with PyTorch (Manning 2024), ch. 7; github.com/markhliu/DGAI",
     license="MIT",
     tags=("autoencoder", "mnist", "book"),
+    weights=(MNIST,),
 )
 
 
