@@ -35,10 +35,12 @@ def _graph_names(text: str | None) -> list[str] | None:
               help="Also write GRAPH.int8.onnx (static QDQ quantization), kept where the graph's quality bars hold.")
 @click.option("--calibration-data", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Data folder to calibrate --int8 on (default: the run's own training data).")
-@click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax",
-              show_default=True, help="How --int8 calibration picks activation ranges.")
-@click.option("--calibration-samples", type=click.IntRange(1, 100_000), default=256, show_default=True,
-              help="Inputs --int8 calibrates on.")
+@click.option("--calibration-method", type=click.Choice(["minmax", "entropy", "percentile"]),
+              help="How --int8 calibration picks activation ranges (default: the search tries all three).")
+@click.option("--calibration-samples", type=click.IntRange(1, 100_000),
+              help="Inputs --int8 calibrates on (default: clamp(2**22 / input values per item, 16, 256)).")
+@click.option("--int8-keep-slower", is_flag=True,
+              help="Write the int8 file even where it runs no faster than fp32 on this machine.")
 @click.option("--format", "formats", type=click.Choice(["onnx", "aoti"]), multiple=True,
               help="aoti also writes GRAPH.pt2 AOTInductor packages (the .onnx files are always written).")
 @click.option("--no-validate", is_flag=True, help="Skip the onnxruntime-against-PyTorch validation.")
@@ -50,9 +52,9 @@ def _graph_names(text: str | None) -> list[str] | None:
 @click.option("--threads", type=int, help="CPU threads for torch (default: ZOO_THREADS, else one per core).")
 def export_command(model: str, run: Path | None, checkpoint: Path | None, out: Path | None, graphs: str | None,
                    opset: int, fp16: bool, fp16_io: bool, int8: bool, calibration_data: Path | None,
-                   calibration_method: str, calibration_samples: int, formats: tuple[str, ...],
+                   calibration_method: str | None, calibration_samples: int | None, formats: tuple[str, ...],
                    no_validate: bool, force: bool, triton: Path | None = None, triton_max_batch: int = 8,
-                   threads: int | None = None) -> None:
+                   threads: int | None = None, int8_keep_slower: bool = False) -> None:
     """Export MODEL's graphs to ONNX, validate them against PyTorch and write manifest.json."""
     from zoo_core.registry import get_model
     from zoo_core.threads import apply_threads
@@ -61,6 +63,8 @@ def export_command(model: str, run: Path | None, checkpoint: Path | None, out: P
     from zoo_export.pipeline import ExportOptions, export_model
     from zoo_export.quantize import Int8Options
 
+    if not int8 and int8_keep_slower:
+        raise UsageError("--int8-keep-slower applies to an int8 export: add --int8")
     if not int8 and calibration_data is not None:
         raise UsageError("--calibration-data calibrates an int8 export: add --int8")
     registered = get_model(model)
@@ -71,7 +75,8 @@ def export_command(model: str, run: Path | None, checkpoint: Path | None, out: P
     options = ExportOptions(run=run, checkpoint=checkpoint, out=out, graphs=_graph_names(graphs), opset=opset,
                             fp16=fp16 or fp16_io, fp16_io=fp16_io, validate=not no_validate, force=force,
                             int8=Int8Options(samples=calibration_samples, method=calibration_method,
-                                             data=calibration_data) if int8 else None,
+                                             data=calibration_data, keep_slower=int8_keep_slower)
+                            if int8 else None,
                             aoti="aoti" in formats)
     directory = export_model(registered, options)
     click.echo(f"export directory: {directory}")

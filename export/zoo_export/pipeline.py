@@ -300,8 +300,8 @@ def export_model(model: RegisteredModel, options: ExportOptions) -> Path:
                 notes.extend(graph_notes)
             if options.int8 is not None:
                 int8_inputs = int8_inputs or Int8Data(runner.recipe, runner.networks, options.int8)
-                entries[graph.name]["int8"], rows = export_int8(stage, graph, stage / files["fp32"].path.name,
-                                                                runner, int8_inputs, options.int8, options.log)
+                entries[graph.name]["int8"], rows, entries[graph.name]["int8_search"] = export_int8(
+                    stage, graph, stage / files["fp32"].path.name, runner, int8_inputs, options.int8, options.log)
                 quality.extend(rows)
             if options.aoti:
                 from zoo_export.aoti import export_aoti
