@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import sys
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -84,15 +86,35 @@ def grid_scale(tile: int, target: int = GRID_PIXELS) -> int:
     return max(1, target // max(1, int(tile)))
 
 
-def _font() -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(CAPTION_PIXELS)
-    except TypeError:  # Pillow < 10.1 has one fixed-size bitmap font
-        return ImageFont.load_default()
+# Liberation Sans 2.1.5 (SIL OFL 1.1, fonts/OFL.txt), shipped with zoo_core: Pillow's default font has no arrows
+# ("→ blond" drew a missing-glyph box) and a system font may be absent; this one covers Latin, Greek, Cyrillic,
+# arrows and the ellipsis.
+CAPTION_FONT = "fonts/LiberationSans-Regular.ttf"
+
+
+@functools.cache
+def _font() -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(io.BytesIO(resources.files("zoo_core").joinpath(CAPTION_FONT).read_bytes()),
+                              CAPTION_PIXELS)
+
+
+@functools.cache
+def _has_glyph(char: str) -> bool:
+    """Whether the caption font draws ``char`` itself rather than its missing-glyph box (glyph 0)."""
+    font = _font()
+    missing = font.getmask("\ue000")  # a private-use code point: no font maps it, so this is glyph 0
+    drawn = font.getmask(char)
+    return char.isspace() or drawn.size != missing.size or bytes(drawn) != bytes(missing)
+
+
+def _drawable(text: str) -> str:
+    """``text`` with the characters the caption font lacks (a user's file name in another script) as "?"."""
+    return "".join(char if _has_glyph(char) else "?" for char in text)
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, width: float, font: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> str:
     """``text`` cut with an ellipsis until it fits ``width`` pixels."""
+    text = _drawable(text)
     while text and draw.textlength(text, font=font) > width:
         text = text[:-2] + "…" if len(text) > 1 else ""
     return text
@@ -107,7 +129,7 @@ def caption_grid(grid: np.ndarray, columns: Sequence[str] = (), rows: Sequence[s
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     left = 0
     if rows:
-        left = int(max(probe.textlength(r, font=font) for r in rows)) + 8
+        left = int(max(probe.textlength(_drawable(r), font=font) for r in rows)) + 8
         left = min(left, max(width // 2, 40))
     top = CAPTION_BAND if columns else 0
     canvas = Image.new("RGB", (width + left, height + top), "white")
