@@ -136,6 +136,8 @@ def _side_width(counts: np.ndarray) -> int:
     """Bins to keep of one side's histogram (ordered outward from zero): the clipping whose ``ENTROPY_LEVELS``-level
     quantization loses the least information (KL divergence, clipped mass folded into the last bin; TensorRT's rule)."""
     size = len(counts)
+    counts = counts.copy()
+    counts[0] = 0  # the bin at zero: a Relu's exact zeros are kept at any clipping and would skew the comparison
     if size <= ENTROPY_LEVELS or counts.sum() == 0:
         return size
     best, best_width = math.inf, size

@@ -38,12 +38,44 @@ def tensor_from_json(record: Mapping[str, Any]) -> TensorSpec:
                       value_range=tuple(value_range) if value_range else None, layout=record.get("layout", ""))
 
 
-def graph_json(graph: GraphSpec, config: Mapping[str, Any]) -> dict[str, Any]:
-    """A graph spec as manifest data (also stored in each ``.onnx`` file's metadata)."""
+def graph_json(graph: GraphSpec, config: Mapping[str, Any], gflops: float | None = None) -> dict[str, Any]:
+    """A graph spec as manifest data (also stored in each ``.onnx`` file's metadata); ``gflops``: the graph's
+    GFLOPs per item at ``config`` (:func:`config_gflops`), else the spec's figure at the card preset."""
     return {"name": graph.name, "summary": graph.summary,
             "inputs": [tensor_json(t, config) for t in graph.inputs],
             "outputs": [tensor_json(t, config) for t in graph.outputs],
-            "gflops_per_item": graph.gflops_per_item, "tolerance": dict(graph.tolerance)}
+            "gflops_per_item": graph.gflops_per_item if gflops is None else gflops, "tolerance": dict(graph.tolerance)}
+
+
+def config_gflops(recipe: Any, graph: GraphSpec, module: Any = None) -> float:
+    """GFLOPs per item of ``graph`` at ``recipe.config`` (2 per multiply-add, counted as the card test counts).
+
+    The spec's ``gflops_per_item`` is the card preset's: a quick 64² CycleGAN is not the book's 256² one. Counted
+    on the meta device (no weights, no arithmetic); a network without meta kernels is counted on ``module``.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    batch = 2
+    counter = FlopCounterMode(display=False)
+    try:
+        with torch.device("meta"):
+            networks = recipe.build_networks()
+            meta_module = recipe.graph_module(graph.name, networks).eval()
+            inputs = tuple(torch.empty(t.resolve(recipe.config, batch), dtype=getattr(torch, t.dtype))
+                           for t in graph.inputs)
+            with counter, torch.no_grad():
+                meta_module(*inputs)
+    except NotImplementedError:  # an operator without a meta kernel: one real item through the exported module
+        if module is None:
+            raise
+        batch = 1
+        inputs = recipe.example_inputs(graph.name, batch, torch.Generator().manual_seed(0))
+        device = next((p.device for p in module.parameters()), torch.device("cpu"))
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            module(*(x.to(device) for x in inputs))
+    return counter.get_total_flops() / batch / 1e9
 
 
 def graph_from_json(record: Mapping[str, Any]) -> GraphSpec:
@@ -146,8 +178,8 @@ def read_manifest(directory: Path, model: str = "MODEL") -> dict[str, Any]:
 
 # -- the manifest's schema: one place; a new file variant (another precision, another format) is one entry ----------
 # Extra files a graph entry may carry beside its fp32 ``file``, each ``null`` or a file record.
-FILE_VARIANTS = ("fp16", "int8", "aoti")
-FILE_SUFFIXES = (".onnx", ".pt2")
+FILE_VARIANTS = ("fp16", "int8", "aoti", "executorch", "executorch_int8")
+FILE_SUFFIXES = (".onnx", ".pt2", ".pte")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 

@@ -224,9 +224,9 @@ def export_model_graph(model: Any, recipe: Any, module: nn.Module, graph: GraphS
     (:data:`TRACE_BATCH` items of ``recipe.example_inputs`` from ``seed``) at the same default opset.
     """
     from zoo_core import __version__ as zoo_version
-    from zoo_export.manifest import graph_json
+    from zoo_export.manifest import config_gflops, graph_json
 
     properties = metadata_properties(model.name, model.distribution, model.version, zoo_version,
-                                     graph_json(graph, recipe.config), precision)
+                                     graph_json(graph, recipe.config, config_gflops(recipe, graph, module)), precision)
     inputs = recipe.example_inputs(graph.name, TRACE_BATCH, torch.Generator().manual_seed(seed))
     return export_graph(module, inputs, graph, path, opset, properties, precision, float_io)

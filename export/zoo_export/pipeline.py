@@ -33,7 +33,16 @@ from zoo_core.recipe import DataSource, TrainingData
 from zoo_core.runtime import TorchRunner
 from zoo_core.spec import GraphSpec, ModelSpec
 from zoo_export import __version__ as export_version
-from zoo_export.manifest import FORMAT, FORMAT_VERSION, MANIFEST, ExportRecord, graph_json, read_manifest, tolerance
+from zoo_export.manifest import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    ExportRecord,
+    config_gflops,
+    graph_json,
+    read_manifest,
+    tolerance,
+)
 from zoo_export.onnx_export import DEFAULT_OPSET, TRACE_BATCH, ExportedFile, export_model_graph
 from zoo_export.quantize import Int8Data, Int8Options, export_int8
 from zoo_export.sessions import SessionSettings, gpu_available
@@ -59,6 +68,7 @@ class ExportOptions:
     fp16_io: bool = False
     int8: Int8Options | None = None  # also write GRAPH.int8.onnx where the graph's quality bars hold
     aoti: bool = False  # also write GRAPH.pt2 (AOTInductor package)
+    executorch: bool = False  # also write GRAPH.pte (and GRAPH.int8.pte with int8) lowered to XNNPACK
     validate: bool = True
     force: bool = False  # replace a previous zoo export at ``out`` (never anything else)
     trace_batch: int = TRACE_BATCH  # the AOTInductor trace; ONNX files always trace TRACE_BATCH items
@@ -290,7 +300,7 @@ def export_model(model: RegisteredModel, options: ExportOptions) -> Path:
         quality: list[dict[str, Any]] = []
         int8_inputs: Int8Data | None = None
         for graph in graphs:
-            record = graph_json(graph, runner.config)
+            record = graph_json(graph, runner.config, config_gflops(runner.recipe, graph, runner.module(graph.name)))
             files = _export_files(runner, model, graph, stage, options)
             entries[graph.name] = {**record, **_file_record(files["fp32"]),
                                    "fp16": _file_record(files["fp16"]) if "fp16" in files else None}
@@ -308,6 +318,14 @@ def export_model(model: RegisteredModel, options: ExportOptions) -> Path:
 
                 entries[graph.name]["aoti"] = export_aoti(stage, graph, runner, options.trace_batch, options.seed,
                                                           options.log)
+            if options.executorch:
+                from zoo_export.executorch import export_executorch
+
+                int8_pair = (int8_inputs, options.int8) if int8_inputs is not None and options.int8 else None
+                (entries[graph.name]["executorch"], entries[graph.name]["executorch_int8"],
+                 rows) = export_executorch(stage, graph, runner, options.trace_batch, options.seed, int8_pair,
+                                           options.log)
+                quality.extend(rows)
         manifest = _manifest(model, runner, options, entries, results, notes)
         if options.int8 is not None:
             manifest["validation"]["quality"] = quality  # int8 task-quality figures, kept or not
