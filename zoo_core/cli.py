@@ -376,7 +376,7 @@ def task_option(param: Any) -> click.Parameter:
         return click.Argument([param.name], nargs=-1, required=param.required,
                               type=click.Path(exists=True, path_type=Path))
     types: dict[str, Any] = {
-        "int": click.IntRange(_bound(param.minimum), _bound(param.maximum)),
+        "int": click.IntRange(_bound(param.minimum), _bound(param.maximum)), "image": click.STRING,
         "float": click.FloatRange(param.minimum, param.maximum), "text": click.STRING,
         "choice": click.Choice(param.choices), "bool": click.BOOL,
         "file": click.Path(exists=True, dir_okay=False, path_type=Path),

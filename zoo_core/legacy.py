@@ -13,7 +13,6 @@ from typing import Any
 
 import click
 
-from zoo_core.errors import UsageError
 from zoo_core.spec import REQUIRED, Param, TaskSpec
 
 DEPRECATION = ("task {task} declares click parameters (task API 0.1); declare zoo_core.api.Param data and return "
@@ -61,21 +60,31 @@ def _default(param: click.Parameter, kind: str) -> Any:
     return None
 
 
-def click_values(task: TaskSpec, bound: dict[str, Any]) -> dict[str, Any]:
-    """Checked values as the task's click types produce them (paths as Path, images as a tuple of paths)."""
+def click_values(task: TaskSpec, bound: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Checked values as the task's click types produce them: paths. An API 0.1 task reads files by path, so
+    in-memory inputs (uploads, arrays) are written into ``folder``, a private temporary folder, first."""
     values = {}
     for param in task.params:
         value = bound[param.name]
         if isinstance(param.type, click.Path | click.File) and value is not None:
-            if isinstance(value, list):  # ImageInputs: an API 0.1 task reads files by path
-                value = tuple(_path_of(item) for item in value)
-            elif not isinstance(value, Path):
-                raise UsageError(f"{param.name}: this task (API 0.1) reads files by path")
+            if isinstance(value, list):
+                value = tuple(_path_of(item, folder) for item in value)
+            elif isinstance(value, bytes):
+                value = _written(folder, f"{param.name}.bin", value)
         values[param.name] = value
     return values
 
 
-def _path_of(item: Any) -> Path:
-    if not isinstance(item.source, Path):
-        raise UsageError(f"{item.name}: this task (API 0.1) reads image files by path, not in-memory images")
-    return item.source
+def _path_of(item: Any, folder: Path) -> Path:
+    if isinstance(item.source, Path):
+        return item.source
+    from zoo_core.results import encode_png
+
+    return _written(folder, f"{item.name}.png", encode_png(item.decode()))
+
+
+def _written(folder: Path, name: str, data: bytes) -> Path:
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    path.write_bytes(data)
+    return path

@@ -31,7 +31,8 @@ PathLike = str | os.PathLike[str]
 
 #: What each Param kind is annotated as in a task method's signature.
 ANNOTATIONS = {"int": "int", "float": "float", "bool": "bool", "text": "str", "choice": "str",
-               "file": "str | os.PathLike | bytes", "images": "paths, PIL images or arrays"}
+               "file": "str | os.PathLike | bytes", "image": "path, PIL image, array or index",
+               "images": "paths, PIL images or arrays"}
 
 
 def list_models() -> list[str]:

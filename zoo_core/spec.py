@@ -162,8 +162,9 @@ class _Required:
 REQUIRED: Any = _Required()
 
 #: What a task parameter holds. ``images``: image files or folders on the command line, uploads over HTTP,
-#: paths, PIL images or arrays from Python; ``file``: one data file (a path, or its bytes over HTTP).
-PARAM_KINDS = ("int", "float", "bool", "text", "choice", "file", "images")
+#: paths, PIL images or arrays from Python; ``image``: one such image, or a text the task reads otherwise (a
+#: data-set index); ``file``: one data file (a path, or its bytes over HTTP).
+PARAM_KINDS = ("int", "float", "bool", "text", "choice", "file", "image", "images")
 
 
 @dataclass(frozen=True)

@@ -110,10 +110,6 @@ def bind_params(task: TaskSpec, values: Mapping[str, Any]) -> dict[str, Any]:
             raise UsageError(f"task {task.name} needs {param.name}: {param.help or param.kind}")
         else:
             bound[param.name] = param.default
-    if task.legacy:
-        from zoo_core.legacy import click_values
-
-        return click_values(task, bound)
     return bound
 
 
@@ -122,6 +118,15 @@ def check_value(param: Param, value: Any) -> Any:
     kind = param.kind
     if kind == "images":
         return image_inputs(value, param.name)
+    if kind == "image":
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and not Path(value).is_file():
+            return value  # not an image file: text the task reads (an index), or refuses in its own words
+        images = image_inputs(value, param.name)
+        if len(images) != 1:
+            raise UsageError(f"{param.name}: one image, got {len(images)}")
+        return images[0]
     if kind == "file":
         if isinstance(value, bytes | bytearray):
             return bytes(value)
@@ -201,10 +206,13 @@ def run_task(model: RegisteredModel, task_name: str, runner: GraphRunner, params
 
 def _run_legacy(ctx: TaskContext, function: Callable[..., Any], arguments: dict[str, Any],
                 task: TaskSpec) -> TaskResult:
+    from zoo_core.legacy import click_values
+
     with tempfile.TemporaryDirectory(prefix="zoo-task-") as folder:
-        ctx.out = Path(folder)
-        function(ctx, **arguments)
-        files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(Path(folder).rglob("*.png"))}
+        ctx.out = Path(folder) / "out"
+        ctx.out.mkdir()
+        function(ctx, **click_values(task, arguments, Path(folder) / "inputs"))
+        files = {p.relative_to(ctx.out).as_posix(): p.read_bytes() for p in sorted(ctx.out.rglob("*.png"))}
     return result_from_files(files, "; ".join(ctx._notes) or f"{ctx.model.name} {task.name}")
 
 

@@ -111,7 +111,7 @@ def test_a_body_over_the_limit_is_413(exports: dict[str, Path]) -> None:
     with torch_threads(1), TestClient(app, raise_server_exceptions=False) as small:
         big = tensor([40, 1, 28, 28])  # about 130 kB of JSON
         assert_error(small.post(AE, json=big), 413, "larger than")
-        upload = {"inputs": ("big.png", b"\0" * 100_000)}
+        upload = {"images": ("big.png", b"\0" * 100_000)}
         assert_error(small.post("/tasks/cyclegan_hair/translate", files=upload), 413)
         assert small.post(AE, json=tensor([1, 1, 28, 28])).status_code == 200
 
@@ -133,14 +133,14 @@ def _png_header_only(width: int, height: int) -> bytes:
     (b"", 400, "empty"),
 ])
 def test_bad_uploads(client: TestClient, payload: bytes, status: int, word: str) -> None:
-    response = client.post("/tasks/cyclegan_hair/translate", files={"inputs": ("x.png", payload)})
+    response = client.post("/tasks/cyclegan_hair/translate", files={"images": ("x.png", payload)})
     assert_error(response, status, word)
 
 
 def test_truncated_image_is_400(client: TestClient) -> None:
     buffer = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "PNG")
-    response = client.post("/tasks/cyclegan_hair/translate", files={"inputs": ("x.png", buffer.getvalue()[:300])})
+    response = client.post("/tasks/cyclegan_hair/translate", files={"images": ("x.png", buffer.getvalue()[:300])})
     assert_error(response, 400, "not a readable image")
 
 
@@ -163,7 +163,7 @@ def test_no_text_parameter_reaches_a_path(client: TestClient, value: str, monkey
 
 def test_path_parameters_take_uploads_only(client: TestClient) -> None:
     assert_error(client.post("/tasks/ae_mnist/decode", data={"z_file": "codes.npy"}), 400, "upload a file")
-    assert_error(client.post("/tasks/cyclegan_hair/translate", data={"inputs": "x.png"}), 400, "upload a file")
+    assert_error(client.post("/tasks/cyclegan_hair/translate", data={"images": "x.png"}), 400, "upload a file")
 
 
 @pytest.mark.parametrize(("task", "data", "word"), [
@@ -174,14 +174,14 @@ def test_path_parameters_take_uploads_only(client: TestClient) -> None:
     ("vae_faces/sample", {"colour": "red"}, "unknown field"),
     ("vae_faces/interpolate", {"a": "0"}, "needs 'b'"),
     ("vae_faces/interpolate", {"a": "0", "b": "999999"}, "outside the data set"),
-    ("cyclegan_hair/translate", {}, "needs 'inputs'"),
+    ("cyclegan_hair/translate", {}, "needs 'images'"),
 ])
 def test_bad_task_parameters_are_400(client: TestClient, task: str, data: dict[str, str], word: str) -> None:
     assert_error(client.post(f"/tasks/{task}", data=data), 400, word)
 
 
 def test_bad_choice_is_400(client: TestClient) -> None:
-    upload = {"inputs": ("me.png", small_png())}
+    upload = {"images": ("me.png", small_png())}
     assert_error(client.post("/tasks/cyclegan_hair/translate", data={"direction": "up"}, files=upload), 400,
                  "direction")
 

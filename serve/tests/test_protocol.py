@@ -168,7 +168,7 @@ def test_gallery_page_and_openapi(client: TestClient) -> None:
         schema = paths[f"/tasks/{task}"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
         assert "seed" in schema["properties"]
     assert paths["/tasks/cyclegan_hair/translate"]["post"]["requestBody"]["content"]["multipart/form-data"][
-        "schema"]["properties"]["inputs"]["items"]["format"] == "binary"
+        "schema"]["properties"]["images"]["items"]["format"] == "binary"
 
 
 @pytest.mark.parametrize("path", ["/static/../models.py", "/static/%2e%2e/models.py"])

@@ -42,7 +42,7 @@ def form_for(task: str) -> tuple[dict[str, str], list[tuple[str, tuple[str, byte
     if task == "vae_faces/arithmetic":
         return {"expression": "glasses&male - glasses&~male + ~glasses&~male"}, None
     if task == "cyclegan_hair/translate":
-        return {}, [("inputs", ("me.png", portrait_png()))]
+        return {}, [("images", ("me.png", portrait_png()))]
     if task == "cyclegan_hair/roundtrip":
         return {"n": "2"}, None
     return {"n": "4", "seed": "3"}, None
@@ -63,14 +63,14 @@ def test_task_returns_a_png(client: TestClient, task: str) -> None:
 
 
 def test_json_format_returns_every_image_the_task_wrote(client: TestClient) -> None:
-    files = [("inputs", ("a.png", portrait_png(seed=1))), ("inputs", ("b.png", portrait_png(seed=2)))]
+    files = [("images", ("a.png", portrait_png(seed=1))), ("images", ("b.png", portrait_png(seed=2)))]
     response = client.post("/tasks/cyclegan_hair/translate?format=json", data={"direction": "blond2black"},
                            files=files)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body["images"]) == {"inputs_0_black.png", "inputs_1_black.png", "translate_grid.png"}
+    assert set(body["images"]) == {"images_0_black.png", "images_1_black.png", "translate_grid.png"}
     assert body["main"] == "translate_grid.png"
-    single = png(base64.b64decode(body["images"]["inputs_0_black.png"].split(",", 1)[1]))
+    single = png(base64.b64decode(body["images"]["images_0_black.png"].split(",", 1)[1]))
     assert single.shape == (32, 32, 3)  # the export's image size, whatever the upload's
 
 
@@ -99,7 +99,7 @@ def test_a_photo_of_several_megabytes_is_taken(client: TestClient) -> None:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     assert len(buffer.getvalue()) > 2 * 1024 * 1024
-    response = client.post("/tasks/cyclegan_hair/translate", files={"inputs": ("big.png", buffer.getvalue())})
+    response = client.post("/tasks/cyclegan_hair/translate", files={"images": ("big.png", buffer.getvalue())})
     assert response.status_code == 200, response.text
 
 

@@ -1,40 +1,41 @@
-"""Task endpoints: every `zoo generate MODEL TASK` over HTTP, with the same parameters as form fields.
+"""Task endpoints: every task of a served model over HTTP, with its parameters as form fields.
 
-A task's click parameters become form fields: ``click.Path`` parameters are file uploads (saved under
-server-chosen names in a private temporary folder), every other value is converted by the parameter's
-own click type. No text value may name a file: the server refuses values with path separators or
-brackets and values that name something on disk, so a request never reaches a path the server did not
-create. Integers are capped at :data:`MAX_COUNT` so that one request cannot ask for unbounded work.
-The task runs on a worker thread with ``--out`` set to that folder; its graph calls join the batchers.
+The fields come from the task's :class:`~zoo_core.spec.Param` data, as `zoo generate`'s options and the Python
+method's signature do. Images and files are uploads, checked and decoded in memory (nothing is written to disk);
+every other value is converted by its kind and checked against the Param's range. No text value may name a file:
+the server refuses values with path separators or brackets and values that name something on disk. Integers are
+capped at :data:`MAX_COUNT` so that one request cannot ask for unbounded work. The task runs on a worker thread
+through :func:`zoo_core.tasks.run_task`, its graph calls joining the batchers, and returns a TaskResult that the
+route encodes as PNG or JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
-
 from zoo_core.errors import ZooError
-from zoo_core.models import build_recipe
+from zoo_core.inputs import ImageInput
 from zoo_core.recipe import DataSource, TrainingData
-from zoo_core.spec import TaskSpec, load_object
-from zoo_core.tasks import TaskContext
+from zoo_core.results import TaskResult
+from zoo_core.spec import Param, TaskSpec
+from zoo_core.tasks import check_value, run_task, task_params
 from zoo_serve.errors import BadRequest
 from zoo_serve.models import BatchedRunner, ServedModel
-from zoo_serve.uploads import save_upload
+from zoo_serve.uploads import NPY_MAGIC, image_suffix
 
 MAX_COUNT = 64  # the largest integer a task parameter takes over HTTP (images, steps, rows, ...)
 MAX_SEED = 2**32 - 1
 MAX_TEXT = 500
 FORBIDDEN_TEXT = ("/", "\\", "[", "]", "\x00")
-UPLOADS = "uploads"
+# Param kinds as the gallery's form (gallery.js) and the OpenAPI schema name them
+FIELD_KINDS = {"images": "files", "image": "image", "file": "file", "int": "integer", "float": "number", "bool": "flag",
+               "choice": "choice", "text": "text"}
 
 
 @dataclass(frozen=True)
@@ -73,38 +74,19 @@ class FormField:
         return schema
 
 
-def _field(param: click.Parameter) -> FormField:
-    kind, choices, low, high = "text", (), None, None
-    ptype = param.type
-    multiple = param.nargs == -1 or getattr(param, "multiple", False)
-    if isinstance(ptype, click.Path | click.File):
-        kind = "files" if multiple else "file"
-    elif isinstance(ptype, click.Choice):
-        kind, choices = "choice", tuple(str(c) for c in ptype.choices)
-    elif isinstance(ptype, click.types.IntParamType):
-        kind, low, high = "integer", getattr(ptype, "min", None), getattr(ptype, "max", None)
+def _field(param: Param) -> FormField:
+    kind = FIELD_KINDS[param.kind]
+    high = param.maximum
+    if kind == "integer":
         high = MAX_COUNT if high is None else min(high, MAX_COUNT)
-    elif isinstance(ptype, click.types.FloatParamType):
-        kind, low, high = "number", getattr(ptype, "min", None), getattr(ptype, "max", None)
-    elif isinstance(ptype, click.types.BoolParamType) or getattr(param, "is_flag", False):
-        kind = "flag"
-    default = _default(param)
-    return FormField(param.name or "", kind, bool(param.required), default, choices, low, high,
-                     getattr(param, "help", None) or "")
+    default = None if param.required else param.default
+    return FormField(param.name, kind, param.required, default, param.choices, param.minimum, high, param.help)
 
 
 def task_fields(task: TaskSpec) -> list[FormField]:
     """The task's own parameters and the seed, as form fields."""
-    fields = [_field(p) for p in task.params]
+    fields = [_field(p) for p in task_params(task)]
     return [*fields, FormField("seed", "integer", False, 0, minimum=0, maximum=MAX_SEED, help="Random seed.")]
-
-
-def _default(param: click.Parameter) -> Any:
-    """The parameter's default as its task function expects it (click marks 'no default' with a sentinel)."""
-    value = param.default
-    if value is None or isinstance(value, str | int | float | bool | tuple | list):
-        return value
-    return False if getattr(param, "is_flag", False) else None
 
 
 def _safe_text(value: str, name: str) -> str:
@@ -122,37 +104,45 @@ def _safe_text(value: str, name: str) -> str:
     return value
 
 
-def _convert(param: click.Parameter, field_: FormField, text: str) -> Any:
+def _convert(param: Param, field_: FormField, text: str) -> Any:
+    """A form's text as the Param's value, checked as a Python caller's would be (and capped over HTTP)."""
     if field_.kind == "flag":
-        return text.lower() in ("1", "true", "yes", "on")
-    try:
-        value = param.type.convert(text, param, None)
-    except click.BadParameter as error:
-        raise BadRequest(f"{field_.name}: {error.format_message()}") from None
+        value: Any = text.lower() in ("1", "true", "yes", "on")
+    elif field_.kind == "integer":
+        if not text.strip().lstrip("-").isdigit() or len(text) > 20:
+            raise BadRequest(f"{field_.name}: a whole number, got {text[:40]!r}")
+        value = int(text)
+    elif field_.kind == "number":
+        try:
+            value = float(text)
+        except ValueError:
+            raise BadRequest(f"{field_.name}: a number, got {text[:40]!r}") from None
+    else:
+        value = text
     if field_.kind == "integer" and field_.maximum is not None and value > field_.maximum:
         raise BadRequest(f"{field_.name}: at most {int(field_.maximum)} over HTTP, got {value}")
-    return value
+    try:
+        return check_value(param, value)
+    except ZooError as error:
+        raise BadRequest(str(error)) from None
 
 
 @dataclass
 class TaskRequest:
-    """A task's parameters read from a form; uploads already written into ``folder``."""
+    """A task's parameters read from a form, uploads held in memory."""
 
     params: dict[str, Any]
     seed: int
-    folder: Path
 
 
-async def read_task_form(task: TaskSpec, form: Mapping[str, Any], folder: Path, max_pixels: int) -> TaskRequest:
+async def read_task_form(task: TaskSpec, form: Mapping[str, Any], max_pixels: int) -> TaskRequest:
     """Convert a parsed form (``starlette`` FormData: strings and UploadFiles) into task parameters."""
     known = {f.name for f in task_fields(task)}
     unknown = sorted(set(form.keys()) - known)
     if unknown:
         raise BadRequest(f"unknown field(s) {', '.join(unknown)}; {task.name} takes {', '.join(sorted(known))}")
-    uploads = folder / UPLOADS
-    uploads.mkdir()
     params: dict[str, Any] = {}
-    for param, field_ in zip(task.params, task_fields(task), strict=False):
+    for param, field_ in zip(task_params(task), task_fields(task), strict=False):
         values = form.getlist(field_.name) if hasattr(form, "getlist") else [form[field_.name]]
         values = [v for v in values if not (isinstance(v, str) and v == "")]
         files = [v for v in values if not isinstance(v, str)]
@@ -160,43 +150,47 @@ async def read_task_form(task: TaskSpec, form: Mapping[str, Any], folder: Path, 
             if field_.required:
                 what = "an upload" if "file" in field_.kind else "a value"
                 raise BadRequest(f"{task.name} needs {field_.name!r} ({what})")
-            params[param.name or ""] = () if field_.kind == "files" else _default(param)
             continue
         if field_.kind in ("file", "files") and len(files) != len(values):
             raise BadRequest(f"{field_.name}: upload a file (file names are not accepted over HTTP)")
         if field_.kind != "files" and len(values) > 1:
             raise BadRequest(f"{field_.name}: give one value")
-        converted = []
-        for index, value in enumerate(values):
-            if isinstance(value, str):
-                converted.append(_convert(param, field_, _safe_text(value, field_.name)))
-            else:
-                path = save_upload(await value.read(), field_.name, index, uploads, max_pixels)
-                converted.append(path if field_.kind in ("file", "files") else str(path))
-        params[param.name or ""] = tuple(converted) if field_.kind == "files" else converted[0]
+        if field_.kind == "files" or (field_.kind == "image" and files):
+            images = [await _image_upload(v, field_.name, i, max_pixels) for i, v in enumerate(values)]
+            params[param.name] = images if field_.kind == "files" else images[0]
+        elif field_.kind == "file":
+            params[param.name] = await _file_upload(values[0], field_.name, max_pixels)
+        else:
+            params[param.name] = _convert(param, field_, _safe_text(values[0], field_.name))
     seed_text = form.get("seed")
     seed = 0
     if seed_text not in (None, ""):
         if not isinstance(seed_text, str) or not seed_text.strip().isdigit() or int(seed_text) > MAX_SEED:
             raise BadRequest(f"seed: a whole number from 0 to {MAX_SEED}")
         seed = int(seed_text)
-    return TaskRequest(params, seed, folder)
+    return TaskRequest(params, seed)
 
 
-class ServedTaskContext(TaskContext):
-    """A TaskContext whose data (the embedded default) is decoded once per model and shared by requests."""
+async def _image_upload(upload: Any, name: str, index: int, max_pixels: int) -> ImageInput:
+    data = await upload.read()
+    if not data:
+        raise BadRequest(f"upload {name!r} is empty")
+    image_suffix(data, name, max_pixels)  # size, format and a whole decode checked before the task sees it
+    return ImageInput(f"{name}_{index}", data)
 
-    shared: ModelData | None = None
 
-    def data(self) -> TrainingData:
-        if self.shared is None:
-            return super().data()
-        return self.shared.get(self.recipe)
+async def _file_upload(upload: Any, name: str, max_pixels: int) -> bytes:
+    data = await upload.read()
+    if not data:
+        raise BadRequest(f"upload {name!r} is empty")
+    if not data.startswith(NPY_MAGIC):
+        image_suffix(data, name, max_pixels)
+    return data
 
 
 @dataclass
 class ModelData:
-    """A model's embedded data, decoded on first use under a lock."""
+    """A model's embedded data, decoded on first use under a lock and shared by every request."""
 
     data: TrainingData | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -208,37 +202,19 @@ class ModelData:
             return self.data
 
 
-def run_task(model: ServedModel, task: TaskSpec, request: TaskRequest, loop: asyncio.AbstractEventLoop,
-             data: ModelData) -> dict[str, bytes]:
-    """Run the task (on a worker thread) and return the PNG files it wrote, by name."""
+def run_served_task(model: ServedModel, task: TaskSpec, request: TaskRequest, loop: asyncio.AbstractEventLoop,
+                    data: ModelData) -> TaskResult:
+    """Run the task (on a worker thread) through the batchers and return its result; nothing is written."""
     runner = BatchedRunner(model, loop)
-    out = request.folder / "out"
-    out.mkdir()
-    ctx = ServedTaskContext(model=model.registered, runner=runner, recipe=build_recipe(model.registered, runner.config),
-                            out=out, seed=request.seed)
-    ctx.shared = data
     try:
-        load_object(task.function)(ctx, **request.params)
+        return run_task(model.registered, task.name, runner, request.params, seed=request.seed,
+                        data_provider=data.get)
     except ZooError as error:
         raise BadRequest(str(error).removeprefix("zoo: ")) from None
-    images = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*.png")) if p.is_file()}
-    if not images:
-        raise ZooError(f"{model.name} {task.name} wrote no PNG")
-    return images
 
 
-def main_image(images: Mapping[str, bytes]) -> str:
-    """The image a PNG response carries: the only one, else the grid, else the first by name."""
-    names = sorted(images)
-    grids = [n for n in names if "grid" in n]
-    return names[0] if len(names) == 1 else (grids[0] if grids else names[0])
-
-
-def images_json(images: Mapping[str, bytes]) -> dict[str, Any]:
-    return {"main": main_image(images),
-            "images": {name: "data:image/png;base64," + base64.b64encode(data).decode()
-                       for name, data in images.items()}}
-
-
-def task_folder() -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix="zoo-serve-task-")
+def result_json(result: TaskResult) -> dict[str, Any]:
+    """Every picture of a result (the composed one first, then each named image), base64 PNG by file name."""
+    files = result.png_files()
+    encoded = {name: "data:image/png;base64," + base64.b64encode(data).decode() for name, data in files.items()}
+    return {"main": result.filename, "summary": result.summary, "images": encoded}

@@ -1,11 +1,10 @@
 """Uploaded files, checked before a task sees them: images (size-limited, decompression bombs refused) or
-numpy ``.npy`` arrays. Each is written under a name the server chooses; the client's file name is ignored."""
+numpy ``.npy`` arrays. They stay in memory; the client's file name is ignored."""
 
 from __future__ import annotations
 
 import io
 import warnings
-from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
@@ -35,14 +34,3 @@ def image_suffix(data: bytes, field: str, max_pixels: int) -> str:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise BadRequest(f"upload {field!r} is not a readable image ({type(error).__name__})") from None
     return IMAGE_SUFFIX[kind]
-
-
-def save_upload(data: bytes, field: str, index: int, folder: Path, max_pixels: int) -> Path:
-    """Write one upload into ``folder`` as ``<field>_<index><suffix>`` (the name is the server's)."""
-    if not data:
-        raise BadRequest(f"upload {field!r} is empty")
-    suffix = ".npy" if data.startswith(NPY_MAGIC) else image_suffix(data, field, max_pixels)
-    safe_field = "".join(c if c.isalnum() or c == "_" else "_" for c in field)[:40]
-    path = folder / f"{safe_field}_{index}{suffix}"
-    path.write_bytes(data)
-    return path

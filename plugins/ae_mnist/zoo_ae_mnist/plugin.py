@@ -1,10 +1,9 @@
-"""Registers ae_mnist and its `zoo data download mnist` command. Imported on every `zoo` start: plain data and
-click only (no torch)."""
+"""Registers ae_mnist and its `zoo data download mnist` command. Imported on every `zoo` start: plain data
+only (no torch)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import click
 
@@ -13,6 +12,7 @@ from zoo_core.api import (
     GraphSpec,
     ModelSpec,
     NetworkSpec,
+    Param,
     Preset,
     QualityBar,
     TaskSpec,
@@ -82,14 +82,11 @@ SPEC = ModelSpec(
     tasks=(
         TaskSpec("reconstruct", "originals (top row) above their reconstructions (bottom row)", ("autoencoder",),
                  "zoo_ae_mnist.tasks:reconstruct",
-                 (click.Option(["--n"], type=click.IntRange(1, 1024), default=16, show_default=True,
-                               help="How many images to reconstruct."),)),
+                 (Param("n", "int", 16, "How many images to reconstruct.", minimum=1, maximum=1024),)),
         TaskSpec("decode", "decode codes from --z FILE.npy, or N codes drawn from a Gaussian fitted to the data's "
                  "codes", ("encoder", "decoder"), "zoo_ae_mnist.tasks:decode",
-                 (click.Option(["--z", "z_file"], type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                               help="float array [N,z_dim] saved with numpy.save."),
-                  click.Option(["--n"], type=click.IntRange(1, 1024), default=16, show_default=True,
-                               help="How many codes to draw when --z is absent."))),
+                 (Param("z_file", "file", None, "float array [N,z_dim] saved with numpy.save.", flag="--z"),
+                  Param("n", "int", 16, "How many codes to draw when --z is absent.", minimum=1, maximum=1024))),
     ),
     data_layouts=(
         DataLayout("mnist-idx", "MNIST IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]) in the folder "

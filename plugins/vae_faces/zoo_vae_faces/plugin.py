@@ -66,8 +66,8 @@ SPEC = ModelSpec(
         )),
         TaskSpec("interpolate", "decode w·z_A + (1−w)·z_B between two faces (paths or data-set indices)",
                  ("encoder", "decoder"), TASKS + "interpolate", (
-            Param("a", "text", help="Face A: an image file or a data-set index.", positional=True),
-            Param("b", "text", help="Face B: an image file or a data-set index.", positional=True),
+            Param("a", "image", help="Face A: an image (file) or a data-set index.", positional=True),
+            Param("b", "image", help="Face B: an image (file) or a data-set index.", positional=True),
             Param("steps", "int", 6, "Decoded images from A to B.", minimum=2, maximum=MAX_IMAGES),
         )),
         TaskSpec("arithmetic", "mean encodings of labelled groups (or listed image files) added and "

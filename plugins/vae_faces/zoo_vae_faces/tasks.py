@@ -9,13 +9,14 @@ import numpy as np
 import torch
 
 from zoo_core.api import (
+    ImageInput,
     ImageSet,
     TaskContext,
     TaskResult,
     UsageError,
     caption_grid,
     grid_scale,
-    load_images,
+    load_tensor,
     make_grid,
     stack_rows,
     to_float,
@@ -66,10 +67,10 @@ def reconstruct(ctx: TaskContext, n: int = 8, columns: int = 8) -> TaskResult:
                       arrays={"faces": images.numpy(), "reconstructions": reconstructions.numpy()})
 
 
-def _endpoint(ctx: TaskContext, text: str, name: str) -> torch.Tensor:
-    """An image file, or an index into the data set (train then validation, in on-disk order)."""
-    if Path(text).is_file():
-        return load_images([Path(text)], int(ctx.config["image_size"]))
+def _endpoint(ctx: TaskContext, text: ImageInput | str, name: str) -> torch.Tensor:
+    """An image, or an index into the data set (train then validation, in on-disk order)."""
+    if isinstance(text, ImageInput):
+        return load_tensor([text], int(ctx.config["image_size"]))
     if text.isdigit():
         faces: ImageSet = join(ctx.data())
         index = int(text)
@@ -80,7 +81,13 @@ def _endpoint(ctx: TaskContext, text: str, name: str) -> torch.Tensor:
                      "give a path or a number like 0")
 
 
-def interpolate(ctx: TaskContext, a: str, b: str, steps: int = 6) -> TaskResult:
+def _label(endpoint: ImageInput | str) -> str:
+    if isinstance(endpoint, ImageInput):
+        return str(endpoint.source) if isinstance(endpoint.source, Path) else endpoint.name
+    return endpoint
+
+
+def interpolate(ctx: TaskContext, a: ImageInput | str, b: ImageInput | str, steps: int = 6) -> TaskResult:
     """A, then decodes of w·z_A + (1−w)·z_B for w from 1 down to 0, then B (z = mu of each)."""
     image_a, image_b = _endpoint(ctx, a, "A"), _endpoint(ctx, b, "B")
     z_a, z_b = _encode(ctx, torch.cat([image_a, image_b]))
@@ -88,7 +95,7 @@ def interpolate(ctx: TaskContext, a: str, b: str, steps: int = 6) -> TaskResult:
     decoded = _decode(ctx, weights * z_a + (1 - weights) * z_b)
     row = torch.cat([image_a, decoded, image_b])
     return TaskResult(images=to_uint8_images(row), filename="interpolation.png", picture=_grid(ctx, row, len(row)),
-                      columns=len(row), summary=f"{steps}-step interpolation between {a} and {b}",
+                      columns=len(row), summary=f"{steps}-step interpolation between {_label(a)} and {_label(b)}",
                       captions=["A", *(f"w={w:.2f}" for w in weights.squeeze(1).tolist()), "B"],
                       arrays={"z": torch.cat([z_a[None], z_b[None]]).numpy(), "weights": weights.squeeze(1).numpy()})
 

@@ -169,10 +169,10 @@ function hairTranslate(entry, task) {
     if (!file.files.length) throw new Error("choose a photo first");
     await showBlob(original, file.files[0]);
     const reverse = direction.value === "black2blond" ? "blond2black" : "black2blond";
-    const first = await runTask(task.path, { inputs: [file.files[0]], direction: direction.value }, true);
+    const first = await runTask(task.path, { images: [file.files[0]], direction: direction.value }, true);
     const translated = dataUrlToBlob(first.images[single(first)]);
     await showBlob(there, translated);
-    const second = await runTask(task.path, { inputs: [new File([translated], "translated.png")], direction: reverse }, true);
+    const second = await runTask(task.path, { images: [new File([translated], "translated.png")], direction: reverse }, true);
     await showBlob(back, dataUrlToBlob(second.images[single(second)]));
   });
   return w.box;
