@@ -95,10 +95,14 @@ def _fill(arg: str, places: dict[str, str]) -> str:
     return arg
 
 
-def _precious_intact(scratch: Path) -> bool:
-    """The files a case put there as the user's own are all still there, unchanged."""
-    precious = [scratch / "a-file", scratch / "existing" / "mine.txt", scratch / "only-manifest" / "notes.txt"]
-    return all(p.read_bytes() == b"precious" for p in precious if (scratch / "existing").exists())
+PRECIOUS = ("a-file", "existing/mine.txt", "only-manifest/notes.txt")  # what _prepare puts there as the user's
+
+
+def _precious_intact(kind: str, scratch: Path) -> bool:
+    """The files a case put there as the user's own are all still there, unchanged (a deleted one fails)."""
+    if kind != "export-out":  # only those cases put the user's files there
+        return True
+    return all((scratch / name).is_file() and (scratch / name).read_bytes() == b"precious" for name in PRECIOUS)
 
 
 @settings(max_examples=CLI_EXAMPLES)
@@ -127,6 +131,21 @@ def test_hostile_command_lines(tiny_run: Path, tiny_export: Path, case: tuple[st
         if done.returncode != 0:
             errors = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith(INFORMATIONAL)]
             assert len(errors) == 1 and errors[0].startswith("zoo: "), report
-        assert _precious_intact(scratch), f"{report}\nzoo changed a file it did not create"
+        assert _precious_intact(kind, scratch), f"{report}\nzoo changed or deleted a file it did not create"
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_the_precious_check_fails_when_a_file_is_deleted_or_changed(tmp_path: Path) -> None:
+    """The check above must see every way a user's file can be lost, or the fuzz case cannot fail."""
+    _prepare("export-out", tmp_path, tmp_path, tmp_path, b"")
+    assert _precious_intact("export-out", tmp_path)
+    for name in PRECIOUS:
+        path = tmp_path / name
+        path.unlink()
+        assert not _precious_intact("export-out", tmp_path), f"{name} deleted"
+        path.write_bytes(b"changed!")
+        assert not _precious_intact("export-out", tmp_path), f"{name} changed"
+        path.write_bytes(b"precious")
+    shutil.rmtree(tmp_path / "existing")  # the folder and its file gone at once
+    assert not _precious_intact("export-out", tmp_path)

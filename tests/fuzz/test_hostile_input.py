@@ -467,16 +467,24 @@ def test_16_a_state_dict_mismatch_names_the_keys(tmp_path: Path) -> None:
         restore_networks({"net": torch.nn.Sequential(torch.nn.Linear(2, 3))}, load_checkpoint(path))
 
 
-def test_16_warnings_add_no_line_to_an_error_and_input_is_escaped() -> None:
-    @cli.command("warn-then-fail")
+def test_16_warnings_add_no_line_to_an_error_and_input_is_escaped(monkeypatch: pytest.MonkeyPatch) -> None:
+    @click.command("warn-then-fail")
     @click.argument("text")
     def warn_then_fail(text: str) -> None:
         warnings.warn("numpy said something", RuntimeWarning, stacklevel=1)
         np.zeros(1) / 0  # a real library warning, too
         raise ZooError(f"bad input {text}")
 
+    # registered for this test only: the global `cli` must not carry it into later tests
+    monkeypatch.setitem(cli.commands, "warn-then-fail", warn_then_fail)
     one_error_line(invoke("warn-then-fail", "two\nlines\x1b[31m"), 1, "bad input two\\nlines\\x1b[31m")
     one_error_line(invoke("info", "evil\nname"), 2, "evil\\nname")
+
+
+def test_16_the_test_command_left_the_cli_as_it_was() -> None:
+    """Runs after the test above (file order): the command it registered is gone from the global `cli`."""
+    assert "warn-then-fail" not in cli.commands
+    assert invoke("warn-then-fail", "x").exit_code == 2  # click's "No such command"
 
 
 def test_16_a_tiny_peak_matmul_is_refused() -> None:
