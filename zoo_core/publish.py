@@ -44,6 +44,7 @@ class CardOptions:
     datasets: tuple[str, ...] = ()
     license: str | None = None
     force: bool = False
+    repo: str | None = None  # the Hub repository id the card is for (zoo push fills it in); None: ORG/REPO
 
 
 def read_run(run: Path) -> dict[str, Any]:
@@ -166,7 +167,7 @@ def card_metadata(model: Any, config: Mapping[str, Any], metrics: list[dict[str,
         lines += ["metrics:", *[f"- {_yaml_string(k)}" for k in figures]]
         dataset = options.datasets[0] if options.datasets else "held-out split of the training data"
         lines += ["model-index:", f"- name: {_yaml_string(spec.name)}", "  results:",
-                  "  - task:", "      type: other", f"      name: {_yaml_string(spec.summary[:80])}",
+                  "  - task:", "      type: other", f"      name: {_yaml_string(spec.name)}",
                   "    dataset:", f"      name: {_yaml_string(dataset)}", f"      type: {_yaml_string(dataset)}",
                   "    metrics:"]
         for key, value in figures.items():
@@ -180,8 +181,9 @@ def card_text(model: Any, record: Mapping[str, Any], config: Mapping[str, Any], 
     spec = model.spec
     front = "\n".join(["---", *card_metadata(model, config, metrics, options), "---"])
     tasks = next(iter(spec.tasks), None)
-    example = (f"zoo generate {spec.name} {tasks.name} --weights hf://ORG/REPO" if tasks is not None
-               else f"zoo export {spec.name} --weights hf://ORG/REPO")
+    repo = options.repo or "ORG/REPO"
+    example = (f"zoo generate {spec.name} {tasks.name} --weights hf://{repo}" if tasks is not None
+               else f"zoo export {spec.name} --weights hf://{repo}")
     rows = "\n".join(f"| {k} | {json.dumps(v)} |" for k, v in config.items())
     last = metrics[-1] if metrics else None
     figures = ""
@@ -199,9 +201,9 @@ def card_text(model: Any, record: Mapping[str, Any], config: Mapping[str, Any], 
 
 {spec.summary}
 
-Trained with [zoo]({spec.source or 'https://github.com'}) (plugin {model.distribution} {model.version}),
-preset `{config.get('preset')}`, seed {record.get('seed')}; weights from the run's {reason} checkpoint,
-{weights['dtype']}, {weights['size']:,} bytes, sha256 `{weights['sha256']}`.
+Trained with zoo (plugin {model.distribution} {model.version}), preset `{config.get('preset')}`, seed
+{record.get('seed')}. `model.safetensors` holds the network weights of the run's checkpoint ({reason}) in
+{weights['dtype']}: {weights['size']:,} bytes, sha256 `{weights['sha256']}`.
 
 Source: {spec.source or '-'}. License: {options.license or spec.license}.
 
@@ -212,7 +214,7 @@ pip install zoo-core {model.distribution}
 {example}
 ```
 
-or from Python: `zoo.load("{spec.name}", weights="hf://ORG/REPO")`, with ORG/REPO this repository.
+or from Python: `zoo.load("{spec.name}", weights="hf://{repo}")`.
 {exported}
 ## Training data
 
@@ -239,7 +241,7 @@ def push(source: Path, reference: str, options: CardOptions | None = None, priva
         if is_card_folder(Path(source)):
             folder = Path(source)
         else:
-            card = replace(options, out=Path(scratch) / "card") if options else CardOptions(Path(scratch) / "card")
+            card = replace(options or CardOptions(Path(scratch)), out=Path(scratch) / "card", repo=repo)
             folder = write_card(Path(source), card, log)
         api = HfApi()
         try:
