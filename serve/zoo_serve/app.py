@@ -13,37 +13,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import logging
 import os
 import re
 import sys
+import time
 import traceback
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from zoo_core.cards import model_card
+from zoo_core.results import encode_png
 from zoo_core.spec import TaskSpec
 from zoo_serve import __version__
 from zoo_serve.errors import BadRequest, NotFound
 from zoo_serve.models import SETTINGS_ENV, ServedGraph, ServedModel, ServeSettings, element_limit, load_models
+from zoo_serve.openapi import truthful_openapi
 from zoo_serve.tasks import (
     MAX_COUNT,
     ModelData,
-    images_json,
-    main_image,
     read_task_form,
-    run_task,
+    result_json,
+    run_served_task,
     task_fields,
-    task_folder,
 )
 from zoo_serve.tensors import HEADER_LENGTH, decode_request, encode_response
 
@@ -54,10 +57,17 @@ Send = Callable[[Message], Awaitable[None]]
 MAX_UPLOAD_FILES = 16
 MAX_FORM_FIELDS = 64
 INFER_PATH = re.compile(r"/v2/models/([^/]+)/(?:versions/([^/]+)/)?infer")
+REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")  # a client's X-Request-ID is kept only if it is this tame
+# The gallery runs only its own script and style; images it shows are fetched blobs or data: URLs.
+GALLERY_CSP = (b"default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
+               b"frame-ancestors 'none'; form-action 'self'")
+ACCESS_LOG = logging.getLogger("zoo_serve.access")
 
 
 def error_response(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+    # a body refused as too large was not read to its end: the connection cannot carry another request
+    headers = {"connection": "close"} if status == 413 else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def internal_error_response(error: Exception) -> JSONResponse:
@@ -191,16 +201,23 @@ def _add_task_route(app: FastAPI, server: Server, model: ServedModel, task: Task
         except MultiPartException as error:
             raise BadRequest(f"unreadable form: {error.message}") from None
         loop = asyncio.get_running_loop()
-        with task_folder() as folder:
-            parsed = await read_task_form(task, form, Path(folder), server.settings.max_image_pixels)
+        try:
+            parsed = await read_task_form(task, form, server.settings.max_image_pixels)
+        finally:
             await form.close()
-            images = await loop.run_in_executor(server.tasks, run_task, model, task, parsed, loop,
-                                                server.data[model.name])
+        result = await loop.run_in_executor(server.tasks, run_served_task, model, task, parsed, loop,
+                                            server.data[model.name])
         if request.query_params.get("format") == "json":
-            return JSONResponse(images_json(images))
-        return Response(images[main_image(images)], media_type="image/png")
+            return JSONResponse(result_json(result))
+        return Response(encode_png(result.grid_array()), media_type="image/png")
 
-    app.add_api_route(f"/tasks/{model.name}/{task.name}", endpoint, methods=["POST"], name=f"{model.name} {task.name}",
+    async def checked(request: Request) -> Response:
+        answer = request.query_params.get("format", "png")
+        if answer not in ("png", "json"):
+            raise BadRequest(f"format: png or json, not {answer[:40]!r}")
+        return await endpoint(request)
+
+    app.add_api_route(f"/tasks/{model.name}/{task.name}", checked, methods=["POST"], name=f"{model.name} {task.name}",
                       summary=task.summary, tags=[f"tasks: {model.name}"], openapi_extra=_task_openapi(task))
 
 
@@ -221,9 +238,45 @@ class ServeApp(FastAPI):
     """
 
     server: Server
+    fast_path = True  # off where a middleware must see every response (CORS)
+    access_log = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = INFER_PATH.fullmatch(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        """Every HTTP response gets an X-Request-ID (the client's, if tame, else a new one) and an access log line."""
+        if scope["type"] != "http":
+            await self._route(scope, receive, send)
+            return
+        request_id = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+        if not REQUEST_ID.fullmatch(request_id):
+            request_id = uuid.uuid4().hex.encode()
+        extra = [(b"x-request-id", request_id), (b"x-content-type-options", b"nosniff")]
+        path = scope["path"]
+        if path == "/" or path.startswith("/static/"):
+            extra.append((b"content-security-policy", GALLERY_CSP))
+        status, size, start = 0, 0, time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, size
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            elif message["type"] == "http.response.body":
+                size += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self._route(scope, receive, send_with_id)
+        finally:
+            if self.access_log:
+                client = scope.get("client") or ("-", 0)
+                query = "?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else ""
+                ACCESS_LOG.info('%s:%s "%s %s%s HTTP/%s" %d %d %.1fms id=%s', client[0], client[1], scope["method"],
+                                path, query, scope["http_version"], status, size,
+                                (time.perf_counter() - start) * 1e3, request_id.decode())
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match = (INFER_PATH.fullmatch(scope["path"]) if self.fast_path and scope["type"] == "http"
+                 and scope["method"] == "POST" else None)
         if match is None:
             await super().__call__(scope, receive, send)
             return
@@ -262,6 +315,13 @@ def create_app(settings: ServeSettings, models: dict[str, ServedModel] | None = 
                   description="KServe v2 (Open Inference Protocol) on zoo's exported graphs, one v2 model per graph "
                               "named MODEL.GRAPH, with dynamic batching; task endpoints returning PNG; a gallery at /.")
     app.state.server = app.server = server
+    app.access_log = settings.access_log
+    if settings.access_log and not ACCESS_LOG.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s zoo serve: %(message)s"))
+        ACCESS_LOG.addHandler(handler)
+        ACCESS_LOG.setLevel(logging.INFO)
+        ACCESS_LOG.propagate = False
 
     @app.exception_handler(BadRequest)
     async def bad_request(request: Request, error: BadRequest) -> JSONResponse:
@@ -269,7 +329,9 @@ def create_app(settings: ServeSettings, models: dict[str, ServedModel] | None = 
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return error_response(error.status_code, str(error.detail))
+        response = error_response(error.status_code, str(error.detail))
+        response.headers.update(error.headers or {})  # the Allow header of a 405
+        return response
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, error: Exception) -> JSONResponse:
@@ -337,6 +399,13 @@ def create_app(settings: ServeSettings, models: dict[str, ServedModel] | None = 
             if all(g in served.graphs for g in task.graphs):
                 _add_task_route(app, server, served, task)
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = truthful_openapi(FastAPI.openapi(app), list(server.graphs),
+                                                  settings.api_key is not None)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     static = resources.files("zoo_serve") / "static"
 
     @app.get("/", include_in_schema=False)
@@ -345,6 +414,12 @@ def create_app(settings: ServeSettings, models: dict[str, ServedModel] | None = 
 
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    if settings.cors_origins:
+        app.fast_path = False  # CORS headers come from the middleware, which the raw path would skip
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["authorization", "content-type", "inference-header-content-length",
+                                          "x-request-id"], expose_headers=["x-request-id",
+                                                                           "inference-header-content-length"])
     return app
 
 

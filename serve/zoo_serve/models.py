@@ -51,6 +51,9 @@ class ServeSettings:
     max_image_pixels: int = 4096 * 4096
     api_key: str | None = None
     task_threads: int = 2
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed by CORS; none unless asked
+    access_log: bool = False  # one line per request with its request id (`zoo serve` turns it on)
+    quiet: bool = False  # worker processes: the parent already said what is served
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -58,7 +61,8 @@ class ServeSettings:
     @classmethod
     def from_json(cls, text: str) -> ServeSettings:
         values = json.loads(text)
-        values["models"], values["exports"] = tuple(values["models"]), tuple(values["exports"])
+        for name in ("models", "exports", "cors_origins"):
+            values[name] = tuple(values.get(name, ()))
         return cls(**values)
 
 
@@ -175,24 +179,34 @@ def _export_model_name(directory: Path) -> str:
 
 
 def exports_root(settings: ServeSettings) -> Path:
-    """``--exports-root``, else exports/ when it holds an export, else the one `make demo` writes (with a note)."""
+    """``--exports-root``, else exports/ when it holds an export, else the one `make demo` writes."""
     if settings.exports_root is not None:
         return Path(settings.exports_root)
     has_exports = EXPORTS_ROOT.is_dir() and any((p / "manifest.json").is_file() for p in EXPORTS_ROOT.iterdir())
     if not has_exports and DEMO_EXPORTS_ROOT.is_dir():
-        print(f"zoo serve: no exports under {EXPORTS_ROOT}/; serving those of `make demo` under {DEMO_EXPORTS_ROOT}/",
-              file=sys.stderr)
         return DEMO_EXPORTS_ROOT
     return EXPORTS_ROOT
 
 
+def _say(settings: ServeSettings, line: str) -> None:
+    if not settings.quiet:
+        print(f"zoo serve: {line}", file=sys.stderr, flush=True)
+
+
 def resolve_sources(settings: ServeSettings) -> list[tuple[RegisteredModel, RuntimeSource]]:
-    """(model, source) pairs to serve: the ``--export`` directories, the named models, or every installed one."""
+    """(model, source) pairs to serve: the ``--export`` directories, the named models, or every installed one.
+
+    A model both named and given by ``--export`` (``zoo serve ae_mnist --export DIR``, as `zoo generate` is
+    written) is served from its export. Without either, every installed model found under the exports root
+    (or ``runs/`` with ``--runtime torch``) is served, and the command says which folder it looked in, which
+    models it found and which it skipped and why.
+    """
     pairs: list[tuple[RegisteredModel, RuntimeSource]] = []
     for text in settings.exports:
         directory = Path(text)
         source = RuntimeSource(export=directory, device=settings.device)
         pairs.append((get_model(_export_model_name(directory)), source))
+    exported = {model.name for model, _ in pairs}
     on_torch = settings.runtime == "torch"
     root = exports_root(settings) if not on_torch and not settings.exports else EXPORTS_ROOT
 
@@ -200,13 +214,25 @@ def resolve_sources(settings: ServeSettings) -> list[tuple[RegisteredModel, Runt
         return RuntimeSource(device=settings.device, export=None if on_torch else root / model)
 
     for name in settings.models:
+        if name in exported:  # named and exported: the export serves it (checked to be that model above)
+            continue
         pairs.append((get_model(name), source_of(name)))
     if not settings.exports and not settings.models:
+        folder = Path("runs") if on_torch else root
+        how = "--exports-root" if settings.exports_root is not None else (
+            "after `make demo`, as exports/ holds none" if root == DEMO_EXPORTS_ROOT else "the default")
+        _say(settings, f"looking for {'runs' if on_torch else 'exports'} under {folder.absolute()}/ ({how})")
         for model in list_models():
-            has_export = (root / model.name / "manifest.json").is_file()
-            has_run = (Path("runs") / model.name).is_dir()
-            if (has_run if on_torch else has_export):
+            if on_torch:
+                found, why = (Path("runs") / model.name).is_dir(), f"no runs/{model.name}/"
+            else:
+                manifest = root / model.name / "manifest.json"
+                found = manifest.is_file()
+                why = f"no {manifest}" if (root / model.name).is_dir() else f"no {root / model.name}/"
+            if found:
                 pairs.append((model, source_of(model.name)))
+            else:
+                _say(settings, f"skipped {model.name}: {why}")
     names = [model.name for model, _ in pairs]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -216,6 +242,12 @@ def resolve_sources(settings: ServeSettings) -> list[tuple[RegisteredModel, Runt
         raise UsageError(f"nothing to serve: no installed model has {where}; name models, pass --export DIR, "
                          "or run `zoo export MODEL` first")
     return pairs
+
+
+def describe_sources(settings: ServeSettings) -> None:
+    """Say what would be served (``--workers N``: the parent says it once, the workers load quietly)."""
+    for model, source in resolve_sources(settings):
+        _say(settings, f"{model.name}: {source.export if source.export is not None else 'newest run'}")
 
 
 def _served_graph_names(model: RegisteredModel, runner: Any) -> list[str]:
@@ -240,7 +272,7 @@ def load_models(settings: ServeSettings) -> dict[str, ServedModel]:
                                          settings.max_delay_ms / 1000)
             entry.graphs[name] = graph
         served[model.name] = entry
-        print(f"zoo serve: {model.name}: graphs {', '.join(entry.graphs)} ({entry.source})", file=sys.stderr)
+        _say(settings, f"{model.name}: graphs {', '.join(entry.graphs)} ({entry.source})")
     return served
 
 

@@ -40,3 +40,36 @@ def tiny_export(model: str, root: Path, overrides: Mapping[str, Any] | None = No
 def tiny_exports(root: Path, models: tuple[str, ...] = tuple(TINY)) -> dict[str, Path]:
     """Tiny exports of ``models`` (default: the three first-party ones) under ``root/exports``."""
     return {model: tiny_export(model, root) for model in models}
+
+
+SCHEMATHESIS_CONFIG = Path(__file__).resolve().parents[1] / "tests" / "schemathesis.toml"
+
+
+def run_schemathesis(url: str, examples: int, seed: int = 7, request_timeout_s: float = 20,
+                     max_time_s: float | None = None) -> dict[str, Any]:
+    """Schemathesis (``st run --checks all``) on ``url``'s OpenAPI document; the outcome as a dict.
+
+    Keys: ``command``, ``exit_code``, ``generated`` and ``passed`` (test cases), ``failures`` and ``errors``
+    (counts from the summary), ``output`` (the last 6,000 characters). A request that hangs past
+    ``request_timeout_s`` is an error, so a hang cannot pass.
+    """
+    import re
+    import subprocess
+    import sys
+
+    st = Path(sys.executable).with_name("st")
+    command = [str(st), "--config-file", str(SCHEMATHESIS_CONFIG), "run", f"{url}/openapi.json", "--checks", "all",
+               "--max-examples", str(examples), "--seed", str(seed), "--workers", "1",
+               "--request-timeout", str(request_timeout_s), "--no-color"]
+    if max_time_s is not None:
+        command += ["--max-time", str(max_time_s)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    output = done.stdout + done.stderr
+    cases = re.search(r"(\d+) generated, (\d+) (?:passed|found)", output)
+    generated = int(cases[1]) if cases else 0
+    failures = re.search(r"(\d+) (?:unique )?failures?", output.split("SUMMARY")[-1]) if "SUMMARY" in output else None
+    errors = re.search(r"(\d+) errors?", output.split("SUMMARY")[-1]) if "SUMMARY" in output else None
+    passed = re.search(r"(\d+) passed", output.split("SUMMARY")[-1])
+    return {"command": " ".join(command[:1] + command[3:]), "exit_code": done.returncode, "generated": generated,
+            "passed": int(passed[1]) if passed else 0, "failures": int(failures[1]) if failures else 0,
+            "errors": int(errors[1]) if errors else 0, "output": output[-6000:]}
