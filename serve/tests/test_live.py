@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import statistics
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -118,19 +118,39 @@ def test_load_with_malformed_requests_never_5xx(live: LiveServer) -> None:
 def test_sigterm_drains_in_flight_requests_and_exits_0(exports: dict[str, Path], tmp_path: Path) -> None:
     # a long batching delay keeps the request in flight when SIGTERM arrives
     server = start_server({"ae_mnist": exports["ae_mnist"]}, tmp_path, "--max-delay-ms", "900")
-    results: list[httpx.Response] = []
+    body = _good_body(np.random.default_rng(0))
+    head = (f"POST /v2/models/{AE}/infer HTTP/1.1\r\nHost: {LOOPBACK}:{server.port}\r\nContent-Type: "
+            f"application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    with socket.create_connection((LOOPBACK, server.port), timeout=30) as client:
+        client.sendall(head + body)
+        # SIGTERM once the server has read the whole request (not after a guessed sleep): it is then in flight
+        deadline = time.monotonic() + 20
+        while not _request_read_by_server(server.port, client.getsockname()[1]):
+            assert time.monotonic() < deadline, "the server never read the request"
+            time.sleep(0.01)
+        assert server.stop() == 0, server.log.read_text()
+        answer = b""
+        while chunk := client.recv(1 << 16):
+            answer += chunk
+    status, _, payload = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 200"), answer[:500]
+    assert len(json.loads(payload)["outputs"][0]["data"]) == 784
 
-    def request() -> None:
-        body = _good_body(np.random.default_rng(0))
-        results.append(httpx.post(f"{server.url}/v2/models/{AE}/infer", content=body, timeout=30))
 
-    worker = threading.Thread(target=request)
-    worker.start()
-    time.sleep(0.5)
-    assert server.stop() == 0, server.log.read_text()
-    worker.join(30)
-    assert results and results[0].status_code == 200, server.log.read_text()
-    assert len(results[0].json()["outputs"][0]["data"]) == 784
+def _request_read_by_server(port: int, client_port: int) -> bool:
+    """Whether every byte the client sent has reached the server (the client's send queue is empty) and been read
+    by it (the server side's receive queue is empty), from the kernel's socket table."""
+    queues: dict[str, tuple[int, int]] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote, state = int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16), fields[3]
+            tx, rx = (int(part, 16) for part in fields[4].split(":"))
+            if state == "01" and (local, remote) == (port, client_port):
+                queues["server"] = (tx, rx)
+            elif state == "01" and (local, remote) == (client_port, port):
+                queues["client"] = (tx, rx)
+    return "server" in queues and "client" in queues and queues["client"][0] == 0 and queues["server"][1] == 0
 
 
 def test_non_loopback_host_warns(monkeypatch: pytest.MonkeyPatch, exports: dict[str, Path]) -> None:
