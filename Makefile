@@ -5,13 +5,16 @@ BIN := $(VENV)/bin
 # The torch pair this machine installs from disk; override for other platforms.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 # Every distribution in the repository, core first; each is installed editable.
-DISTS := . $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml export/pyproject.toml benchmarks/pyproject.toml serve/pyproject.toml))
+DISTS := . $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml export/pyproject.toml benchmarks/pyproject.toml serve/pyproject.toml openvino/pyproject.toml))
 STAMP := $(VENV)/.installed
-# What the test suite drives from outside: property-based fuzzing, ASGI test requests, the official Triton client, a browser.
-TEST_TOOLS := "pytest>=8" "ruff>=0.6" "hypothesis>=6.100" "httpx>=0.27" "tritonclient[http]>=2.40" "selenium>=4.20" "huggingface_hub>=0.24,<3"
+# The documentation site (mkdocs.yml, docs/): MkDocs with the Material theme, API pages from docstrings.
+DOCS_TOOLS := "mkdocs>=1.6,<2" "mkdocs-material>=9.5,<10" "mkdocstrings[python]>=1.0,<2"
+# What the test suite drives from outside: property-based fuzzing, ASGI test requests, the official Triton client, a browser,
+# and the docs site's builder.
+TEST_TOOLS := "pytest>=8" "ruff>=0.6" "hypothesis>=6.100" "httpx>=0.27" "tritonclient[http]>=2.40" "selenium>=4.20" "huggingface_hub>=0.24,<3" $(DOCS_TOOLS)
 DEMO := demo-output
 
-.PHONY: install demo test fuzz lint clean startup-bench
+.PHONY: install demo test docs fuzz lint clean startup-bench
 
 install: $(STAMP)
 
@@ -20,6 +23,8 @@ $(STAMP): Makefile $(addsuffix /pyproject.toml,$(DISTS))
 	$(BIN)/python -m pip install -q --upgrade "pip>=24" "setuptools>=77" wheel
 	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q --no-build-isolation $(addprefix -e ,$(DISTS)) $(TEST_TOOLS)
+	# ExecuTorch (zoo export --format executorch, --runtime executorch): an extra, kept off the torch pin above
+	$(BIN)/python -m pip install -q --no-build-isolation -e "./export[executorch]"
 	touch $(STAMP)
 
 # The whole tour on embedded data: train the quick presets, look at the pictures, export
@@ -52,6 +57,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The documentation site into site/, warnings as errors (a broken link, a page left out of the nav, a bad docstring).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 # The long Hypothesis profile of tests/fuzz (>= 5,000 generated cases); the count and outcomes go to
 # benchmarks/results/fuzz.json.
 fuzz: $(STAMP)
@@ -65,4 +74,4 @@ startup-bench: $(STAMP)
 	$(BIN)/python benchmarks/scripts/startup.py
 
 clean:
-	rm -rf $(VENV) $(DEMO)
+	rm -rf $(VENV) $(DEMO) site
