@@ -21,6 +21,20 @@ TESTPLUGIN_SOURCE = Path(__file__).parent / "plugins" / "zoo-testplugin"
 ZOO_VARIABLES = ("ZOO_LOAD_PLUGINS", "ZOO_DISABLE_PLUGINS", "ZOO_STRICT_PLUGINS")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under CI=true a skip for a missing required tool fails (tests/ci_required.py). Registered as a plugin of its
+    own: a conftest's hooks would reach the tests below tests/ only, not serve/, export/ or plugins/."""
+    import importlib.util
+
+    if config.pluginmanager.has_plugin("zoo-ci-required"):
+        return
+    spec = importlib.util.spec_from_file_location("zoo_ci_required", Path(__file__).with_name("ci_required.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config.pluginmanager.register(module, "zoo-ci-required")
+
+
 @pytest.fixture(autouse=True)
 def restore_zoo_host() -> Iterator[None]:
     """Each test may replace the process-wide host or add commands to `zoo`; both are restored afterwards."""
