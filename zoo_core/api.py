@@ -101,6 +101,7 @@ _EXPORTS: dict[str, str] = {
     "LoadedModel": "zoo_core.models:LoadedModel",
     "select_device": "zoo_core.models:select_device",
     "load_checkpoint": "zoo_core.checkpoint:load_checkpoint",
+    "resolve_weights": "zoo_core.weights:resolve_weights",
     "RuntimeSource": "zoo_core.runtime:RuntimeSource",
     "GraphRunner": "zoo_core.runtime:GraphRunner",
     "TorchRunner": "zoo_core.runtime:TorchRunner",

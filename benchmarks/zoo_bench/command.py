@@ -82,6 +82,8 @@ def cell_progress(total: int, enabled: bool) -> Iterator[Callable[[Any, Any], No
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help="Override a preset value.")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Time trained weights from this checkpoint instead of random ones.")
+@click.option("--weights", help="Time published weights: a name from `zoo info MODEL`, URL#sha256=HEX, a file, a "
+              "Hub folder or hf://org/repo[@rev].")
 @click.option("--export", "export_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Time this `zoo export` directory's ONNX files (default: export to a temp dir); torch runs "
               "the checkpoint it was exported from.")
@@ -116,7 +118,7 @@ def bench_command(model: str, graphs: str | None, runtimes: str, precisions: str
                   export_dir: Path | None, json_path: Path | None, markdown_path: Path | None, plot_path: Path | None,
                   threads: int | None, min_seconds: float, min_runs: int, max_seconds: float, warmup_seconds: float,
                   compile_mode: str, cuda_graph: bool, memory_format: str, peak_size: int | None, seed: int,
-                  no_progress: bool) -> None:
+                  no_progress: bool, weights: str | None = None) -> None:
     """Time MODEL's graphs on torch, torch.compile and onnxruntime, each checked against torch fp32 first.
 
     The networks get random weights at the preset (timing does not depend on them); items/s,
@@ -130,6 +132,12 @@ def bench_command(model: str, graphs: str | None, runtimes: str, precisions: str
     from zoo_core.registry import get_model
 
     registered = get_model(model)
+    if weights is not None:  # published weights: used as the checked checkpoint file they resolve to
+        if checkpoint is not None:
+            raise UsageError("--weights names the weights already; drop --checkpoint")
+        from zoo_core.api import resolve_weights
+
+        checkpoint = resolve_weights(registered, weights, log=lambda line: click.echo(line, err=True))
     if max_seconds < min_seconds:
         raise UsageError(f"--max-seconds ({max_seconds:g}) must be at least --min-seconds ({min_seconds:g})")
     options = BenchOptions(

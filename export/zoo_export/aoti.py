@@ -154,6 +154,9 @@ def open_aoti_export(directory: str | Path, model: str | None = None, device: st
 
 def load_aoti_runner(model: RegisteredModel, source: RuntimeSource) -> AotiRunner:
     """The ``aoti`` RuntimeSpec loader: ``--export DIR`` or ``exports/MODEL``."""
+    if source.weights is not None:  # weights are checkpoints: an exported runtime runs their export
+        raise ZooError(f"--runtime aoti runs an export, not --weights: export them first "
+                       f"(zoo export {model.name} --weights {source.weights}) and pass --export DIR")
     refuse_precision("aoti", source.precision)  # packages are compiled from the fp32 graphs
     if source.export is None and (source.run is not None or source.checkpoint is not None):
         raise ZooError("--runtime aoti runs an export, not a run or checkpoint: pass --export DIR "

@@ -25,6 +25,8 @@ def _graph_names(text: str | None) -> list[str] | None:
               help="Run directory (default: the newest under runs/MODEL).")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A checkpoint file instead of a run directory.")
+@click.option("--weights", help="Published weights instead of a run: a name from `zoo info MODEL`, "
+              "URL#sha256=HEX, a file, a Hub folder or hf://org/repo[@rev].")
 @click.option("--out", type=click.Path(path_type=Path), help="Export directory (default: exports/MODEL).")
 @click.option("--graphs", help="Comma-separated graphs to export (default: all).")
 @click.option("--opset", type=click.IntRange(min=7), default=18, show_default=True,
@@ -51,6 +53,7 @@ def _graph_names(text: str | None) -> list[str] | None:
               help="max_batch_size (and dynamic batching) of the --triton models.")
 @click.option("--threads", type=int, help="CPU threads for torch (default: ZOO_THREADS, else one per core).")
 def export_command(model: str, run: Path | None, checkpoint: Path | None, out: Path | None, graphs: str | None,
+                   weights: str | None,
                    opset: int, fp16: bool, fp16_io: bool, int8: bool, calibration_data: Path | None,
                    calibration_method: str | None, calibration_samples: int | None, formats: tuple[str, ...],
                    no_validate: bool, force: bool, triton: Path | None = None, triton_max_batch: int = 8,
@@ -68,6 +71,12 @@ def export_command(model: str, run: Path | None, checkpoint: Path | None, out: P
     if not int8 and calibration_data is not None:
         raise UsageError("--calibration-data calibrates an int8 export: add --int8")
     registered = get_model(model)
+    if weights is not None:  # published weights: used as the checked checkpoint file they resolve to
+        if run is not None or checkpoint is not None:
+            raise UsageError("--weights names the weights already; drop --run and --checkpoint")
+        from zoo_core.api import resolve_weights
+
+        checkpoint = resolve_weights(registered, weights, log=lambda line: click.echo(line, err=True))
     if triton is not None:  # refused before the export runs, not after
         from zoo_export.triton import check_repository
 

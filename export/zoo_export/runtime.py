@@ -111,6 +111,9 @@ def open_export(directory: str | Path, model: str | None = None, settings: Sessi
 
 def load_onnx_runner(model: RegisteredModel, source: RuntimeSource) -> OnnxRunner:
     """The ``onnxruntime`` RuntimeSpec loader: ``--export DIR`` or ``exports/MODEL``."""
+    if source.weights is not None:  # weights are checkpoints: an exported runtime runs their export
+        raise ZooError(f"--runtime onnxruntime runs an export, not --weights: export them first "
+                       f"(zoo export {model.name} --weights {source.weights}) and pass --export DIR")
     if source.export is None and (source.run is not None or source.checkpoint is not None):
         raise ZooError("--runtime onnxruntime runs an export, not a run or checkpoint: pass --export DIR "
                        f"(made by `zoo export {model.name} --run ...`)")
