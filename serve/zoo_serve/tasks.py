@@ -109,7 +109,7 @@ def _convert(param: Param, field_: FormField, text: str) -> Any:
     if field_.kind == "flag":
         value: Any = text.lower() in ("1", "true", "yes", "on")
     elif field_.kind == "integer":
-        if not text.strip().lstrip("-").isdigit() or len(text) > 20:
+        if not (text.isascii() and text.strip().lstrip("-").isdigit()) or len(text) > 20:  # "²".isdigit() holds
             raise BadRequest(f"{field_.name}: a whole number, got {text[:40]!r}")
         value = int(text)
     elif field_.kind == "number":
@@ -165,7 +165,8 @@ async def read_task_form(task: TaskSpec, form: Mapping[str, Any], max_pixels: in
     seed_text = form.get("seed")
     seed = 0
     if seed_text not in (None, ""):
-        if not isinstance(seed_text, str) or not seed_text.strip().isdigit() or int(seed_text) > MAX_SEED:
+        if (not isinstance(seed_text, str) or not (seed_text.isascii() and seed_text.strip().isdigit())
+                or int(seed_text) > MAX_SEED):
             raise BadRequest(f"seed: a whole number from 0 to {MAX_SEED}")
         seed = int(seed_text)
     return TaskRequest(params, seed)

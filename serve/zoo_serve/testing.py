@@ -50,7 +50,7 @@ def run_schemathesis(url: str, examples: int, seed: int = 7, request_timeout_s: 
     """Schemathesis (``st run --checks all``) on ``url``'s OpenAPI document; the outcome as a dict.
 
     Keys: ``command``, ``exit_code``, ``generated`` and ``passed`` (test cases), ``failures`` and ``errors``
-    (counts from the summary), ``output`` (the last 6,000 characters). A request that hangs past
+    (counts from the summary), ``output`` (the report's first 12,000 characters: the failures come first). A request that hangs past
     ``request_timeout_s`` is an error, so a hang cannot pass.
     """
     import re
@@ -72,4 +72,4 @@ def run_schemathesis(url: str, examples: int, seed: int = 7, request_timeout_s: 
     passed = re.search(r"(\d+) passed", output.split("SUMMARY")[-1])
     return {"command": " ".join(command[:1] + command[3:]), "exit_code": done.returncode, "generated": generated,
             "passed": int(passed[1]) if passed else 0, "failures": int(failures[1]) if failures else 0,
-            "errors": int(errors[1]) if errors else 0, "output": output[-6000:]}
+            "errors": int(errors[1]) if errors else 0, "output": output[:12000]}

@@ -71,7 +71,7 @@ def _endpoint(ctx: TaskContext, text: ImageInput | str, name: str) -> torch.Tens
     """An image, or an index into the data set (train then validation, in on-disk order)."""
     if isinstance(text, ImageInput):
         return load_tensor([text], int(ctx.config["image_size"]))
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "³".isdigit() holds, int("³") fails
         faces: ImageSet = join(ctx.data())
         index = int(text)
         if index >= len(faces):
