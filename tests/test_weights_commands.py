@@ -50,3 +50,18 @@ def test_bench_times_weights_by_name(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert "bench.json" in result.stderr and (tmp_path / "bench.json").is_file()
     assert refused.exit_code == 2 and "not a weights name of ae_mnist" in refused.stderr
+
+
+def test_serve_loads_weights_by_name_on_torch() -> None:
+    pytest.importorskip("zoo_serve.models")
+    from zoo_serve.models import ServeSettings, load_models, resolve_sources
+
+    from zoo_core.errors import UsageError
+
+    with isolated_host((ae_plugin, "zoo-ae-mnist")), torch_threads(1):
+        served = load_models(ServeSettings(models=("ae_mnist",), runtime="torch", weights="mnist", quiet=True))
+        assert served["ae_mnist"].runner.checkpoint == SHIPPED
+        for settings in (ServeSettings(models=("ae_mnist",), weights="mnist"),  # onnxruntime: serves exports
+                         ServeSettings(runtime="torch", weights="mnist")):  # which model's weights?
+            with pytest.raises(UsageError, match="--weights serves one named model on --runtime torch"):
+                resolve_sources(settings)

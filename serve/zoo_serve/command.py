@@ -58,6 +58,8 @@ def check_port(host: str, port: int) -> None:
 @click.option("--host", default=LOOPBACK, show_default=True, help="Address to bind (0.0.0.0 exposes the server).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--runtime", default="onnxruntime", show_default=True, help="onnxruntime, torch, ...")
+@click.option("--weights", help="With --runtime torch and one MODEL: published weights to serve (a name from "
+              "`zoo info MODEL`, URL#sha256=HEX, a file, a Hub folder or hf://org/repo[@rev]).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--max-batch", type=click.IntRange(1, 1024), default=8, show_default=True,
               help="Most items one graph call gathers from concurrent requests.")
@@ -94,14 +96,14 @@ def serve_command(models: tuple[str, ...], exports: tuple[Path, ...], exports_ro
                   max_request_mb: float, max_connections: int, header_timeout: float, body_timeout: float,
                   write_timeout: float, keep_alive: int, max_header_kb: int, api_key: str | None,
                   ssl_certfile: Path | None, ssl_keyfile: Path | None, cors_origins: tuple[str, ...],
-                  access_log: bool) -> None:
+                  access_log: bool, weights: str | None = None) -> None:
     """Serve exported models: KServe v2 on every graph, task endpoints returning PNG, a gallery at /."""
     # SIGTERM while the models load (before uvicorn handles it) stops the command cleanly too, exit 0
     previous = signal.signal(signal.SIGTERM, _stop_early)
     try:
         _serve(models, exports, exports_root, host, port, runtime, device, max_batch, max_delay_ms, workers,
                max_request_mb, max_connections, header_timeout, body_timeout, write_timeout, keep_alive,
-               max_header_kb, api_key, ssl_certfile, ssl_keyfile, cors_origins, access_log)
+               max_header_kb, api_key, ssl_certfile, ssl_keyfile, cors_origins, access_log, weights)
     except _StoppedEarly:
         print("zoo serve: stopped before serving (SIGTERM)", file=sys.stderr)
     finally:
@@ -112,7 +114,7 @@ def _serve(models: tuple[str, ...], exports: tuple[Path, ...], exports_root: Pat
            runtime: str, device: str, max_batch: int, max_delay_ms: float, workers: int, max_request_mb: float,
            max_connections: int, header_timeout: float, body_timeout: float, write_timeout: float, keep_alive: int,
            max_header_kb: int, api_key: str | None, ssl_certfile: Path | None, ssl_keyfile: Path | None,
-           cors_origins: tuple[str, ...], access_log: bool) -> None:
+           cors_origins: tuple[str, ...], access_log: bool, weights: str | None = None) -> None:
     from zoo_serve.models import SETTINGS_ENV, ServeSettings
 
     if api_key is not None and not api_key.strip():
@@ -127,7 +129,7 @@ def _serve(models: tuple[str, ...], exports: tuple[Path, ...], exports_root: Pat
                              exports_root=str(exports_root) if exports_root is not None else None,
                              max_batch=max_batch, max_delay_ms=max_delay_ms,
                              max_request_bytes=int(max_request_mb * 1024 * 1024), api_key=api_key,
-                             cors_origins=cors_origins, access_log=access_log)
+                             cors_origins=cors_origins, access_log=access_log, weights=weights)
     if not _is_loopback(host):
         print(f"zoo serve: warning: binding {host} exposes the server beyond this machine"
               f"{'' if api_key else ' with no --api-key'}; use --host 127.0.0.1 to keep it local", file=sys.stderr)

@@ -54,6 +54,7 @@ class ServeSettings:
     cors_origins: tuple[str, ...] = ()  # browser origins allowed by CORS; none unless asked
     access_log: bool = False  # one line per request with its request id (`zoo serve` turns it on)
     quiet: bool = False  # worker processes: the parent already said what is served
+    weights: str | None = None  # --weights: published weights of the one named model, served on torch
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -210,8 +211,13 @@ def resolve_sources(settings: ServeSettings) -> list[tuple[RegisteredModel, Runt
     on_torch = settings.runtime == "torch"
     root = exports_root(settings) if not on_torch and not settings.exports else EXPORTS_ROOT
 
+    if settings.weights is not None and (not on_torch or len(settings.models) != 1 or settings.exports):
+        raise UsageError("--weights serves one named model on --runtime torch: zoo serve MODEL --runtime torch "
+                         "--weights REF (for onnxruntime, zoo export MODEL --weights REF, then --export DIR)")
+
     def source_of(model: str) -> RuntimeSource:
-        return RuntimeSource(device=settings.device, export=None if on_torch else root / model)
+        return RuntimeSource(device=settings.device, export=None if on_torch else root / model,
+                             weights=settings.weights if on_torch else None)
 
     for name in settings.models:
         if name in exported:  # named and exported: the export serves it (checked to be that model above)
