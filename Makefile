@@ -13,10 +13,22 @@ DOCS_TOOLS := "mkdocs>=1.6,<2" "mkdocs-material>=9.5,<10" "mkdocstrings[python]>
 # and the docs site's builder.
 TEST_TOOLS := "pytest>=8" "ruff>=0.6" "hypothesis>=6.100" "httpx>=0.27" "tritonclient[http]>=2.40" "selenium>=4.20" "huggingface_hub>=0.24,<3" $(DOCS_TOOLS)
 DEMO := demo-output
+# onnxruntime-web for `zoo export --format web`, pinned by package-lock.json: npm ci, then the files the page loads
+# are copied into zoo_export's package data (git-ignored), so the Python side needs no npm.
+WEB_ORT := export/zoo_export/web/ort
+ORT_FILES := ort.wasm.min.mjs ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm ort.webgpu.min.mjs \
+	ort-wasm-simd-threaded.asyncify.mjs ort-wasm-simd-threaded.asyncify.wasm
 
 .PHONY: install demo test docs fuzz lint clean startup-bench
 
-install: $(STAMP)
+install: $(STAMP) $(WEB_ORT)/.installed
+
+$(WEB_ORT)/.installed: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	mkdir -p $(WEB_ORT)
+	cp $(addprefix node_modules/onnxruntime-web/dist/,$(ORT_FILES)) $(WEB_ORT)/
+	cp node_modules/onnxruntime-web/package.json $(WEB_ORT)/onnxruntime-web.package.json
+	touch $@
 
 $(STAMP): Makefile $(addsuffix /pyproject.toml,$(DISTS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +41,7 @@ $(STAMP): Makefile $(addsuffix /pyproject.toml,$(DISTS))
 
 # The whole tour on embedded data: train the quick presets, look at the pictures, export
 # validated ONNX, run a task through onnxruntime, benchmark. Outputs land in $(DEMO)/.
-demo: $(STAMP)
+demo: $(STAMP) $(WEB_ORT)/.installed
 	rm -rf $(DEMO)
 	$(BIN)/zoo list
 	$(BIN)/zoo train ae_mnist --out $(DEMO)/runs/ae_mnist
@@ -54,7 +66,7 @@ demo: $(STAMP)
 		--min-seconds 0.5 --export $(DEMO)/exports/ae_mnist
 	@echo "demo: pictures, runs and exports are in $(DEMO)/"
 
-test: $(STAMP)
+test: $(STAMP) $(WEB_ORT)/.installed
 	$(BIN)/python -m pytest -q
 
 # The documentation site into site/, warnings as errors (a broken link, a page left out of the nav, a bad docstring).

@@ -34,6 +34,7 @@ _EXPORTS: dict[str, str] = {
     "Preset": "zoo_core.spec:Preset",
     "TaskSpec": "zoo_core.spec:TaskSpec",
     "Param": "zoo_core.spec:Param",
+    "WebTask": "zoo_core.spec:WebTask",
     "REQUIRED": "zoo_core.spec:REQUIRED",
     "DataLayout": "zoo_core.spec:DataLayout",
     "RuntimeSpec": "zoo_core.spec:RuntimeSpec",

@@ -223,6 +223,37 @@ class Param:
 RESERVED_PARAMS = ("seed", "self", "ctx")
 
 
+#: What a static web page (`zoo export MODEL --format web`) can run of a task in the browser, generically.
+WEB_KINDS = ("sample", "image-to-image", "interpolate", "arithmetic")
+
+
+@dataclass(frozen=True)
+class WebTask:
+    """How the static site runs a task in the browser with onnxruntime-web, as data (no JavaScript per model).
+
+    ``kind`` and its ``options`` (graph and parameter names of the task; values are JSON):
+
+    - ``sample``: decode latents drawn from a prior with a seed. ``graph`` (the decoder), ``prior`` (``"normal"``:
+      N(0, I); ``"fitted"``: a diagonal Gaussian fitted at export time to the codes ``encoder`` gives the data),
+      ``count`` and ``columns`` (parameter names, or a number for columns).
+    - ``image-to-image``: an example from the data, a photo or (``draw``: true) a drawing, through ``graphs`` (a
+      list run in turn, output 0 feeding input 0), or through ``graphs[value]`` of the choice parameter ``choice``;
+      ``inverse`` (choice value -> value) also runs the result back.
+    - ``interpolate``: ``encoder`` two images, decode ``w*z_A + (1-w)*z_B`` with ``decoder`` on a slider
+      (``steps``: parameter name).
+    - ``arithmetic``: signed sums of the mean encodings of label groups (``glasses&~male``), precomputed by
+      ``encoder`` at export time from the data's binary labels and decoded with ``decoder``; ``example``: an
+      expression.
+    """
+
+    kind: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in WEB_KINDS:
+            raise ValueError(f"web task kind must be one of {', '.join(WEB_KINDS)}, got {self.kind!r}")
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """A task (`zoo generate MODEL TASK`, ``zoo.load(MODEL).TASK(...)``, the server's task route) written against
@@ -239,6 +270,8 @@ class TaskSpec:
     graphs: tuple[str, ...]
     function: str
     params: tuple[Any, ...] = ()
+    #: what the static web page runs in the browser (:class:`WebTask`); None: the task runs in Python only
+    web: WebTask | None = None
 
     @property
     def legacy(self) -> bool:

@@ -43,8 +43,12 @@ def _graph_names(text: str | None) -> list[str] | None:
               help="Inputs --int8 calibrates on (default: clamp(2**22 / input values per item, 16, 256)).")
 @click.option("--int8-keep-slower", is_flag=True,
               help="Write the int8 file even where it runs no faster than fp32 on this machine.")
-@click.option("--format", "formats", type=click.Choice(["onnx", "aoti"]), multiple=True,
-              help="aoti also writes GRAPH.pt2 AOTInductor packages (the .onnx files are always written).")
+@click.option("--format", "formats", type=click.Choice(["onnx", "aoti", "web"]), multiple=True,
+              help="aoti also writes GRAPH.pt2 AOTInductor packages; web makes --out a static site running every "
+                   "task in the browser (onnxruntime-web), the export in OUT/models/MODEL. The .onnx files are "
+                   "always written.")
+@click.option("--web-webgpu", is_flag=True,
+              help="web: ship onnxruntime-web's WebGPU build (27 MB, also runs WASM) instead of the WASM one (14 MB).")
 @click.option("--no-validate", is_flag=True, help="Skip the onnxruntime-against-PyTorch validation.")
 @click.option("--force", is_flag=True, help="Replace a previous zoo export at --out (never anything else).")
 @click.option("--triton", type=click.Path(file_okay=False, path_type=Path),
@@ -57,7 +61,7 @@ def export_command(model: str, run: Path | None, checkpoint: Path | None, out: P
                    opset: int, fp16: bool, fp16_io: bool, int8: bool, calibration_data: Path | None,
                    calibration_method: str | None, calibration_samples: int | None, formats: tuple[str, ...],
                    no_validate: bool, force: bool, triton: Path | None = None, triton_max_batch: int = 8,
-                   threads: int | None = None, int8_keep_slower: bool = False) -> None:
+                   threads: int | None = None, int8_keep_slower: bool = False, web_webgpu: bool = False) -> None:
     """Export MODEL's graphs to ONNX, validate them against PyTorch and write manifest.json."""
     from zoo_core.registry import get_model
     from zoo_core.threads import apply_threads
@@ -70,6 +74,8 @@ def export_command(model: str, run: Path | None, checkpoint: Path | None, out: P
         raise UsageError("--int8-keep-slower applies to an int8 export: add --int8")
     if not int8 and calibration_data is not None:
         raise UsageError("--calibration-data calibrates an int8 export: add --int8")
+    if web_webgpu and "web" not in formats:
+        raise UsageError("--web-webgpu applies to a web export: add --format web")
     registered = get_model(model)
     if weights is not None:  # published weights: used as the checked checkpoint file they resolve to
         if run is not None or checkpoint is not None:
@@ -77,6 +83,12 @@ def export_command(model: str, run: Path | None, checkpoint: Path | None, out: P
         from zoo_core.api import resolve_weights
 
         checkpoint = resolve_weights(registered, weights, log=lambda line: click.echo(line, err=True))
+    site = (out or Path("exports") / f"{model}-web") if "web" in formats else None
+    if site is not None:  # refused before the export runs, not after: no site folder, or no onnxruntime-web
+        from zoo_export.web import check_site_target, ort_files
+
+        ort_files("webgpu" if web_webgpu else "wasm")
+        out = check_site_target(site, model, force)
     if triton is not None:  # refused before the export runs, not after
         from zoo_export.triton import check_repository
 
@@ -89,6 +101,12 @@ def export_command(model: str, run: Path | None, checkpoint: Path | None, out: P
                             aoti="aoti" in formats)
     directory = export_model(registered, options)
     click.echo(f"export directory: {directory}")
+    if site is not None:
+        from zoo_export.web import write_site
+
+        root = write_site(registered, site, webgpu=web_webgpu, log=click.echo)
+        click.echo(f"web site: {root} (preview: zoo web serve {root}; for WASM threads a static host must send "
+                   "Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)")
     if triton is not None:
         from zoo_export.manifest import load_export
         from zoo_export.triton import write_triton_repository

@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 @hookimpl
 def zoo_register_commands(cli: click.Group) -> None:
     from zoo_export.command import export_command
+    from zoo_export.web.command import web_group
 
     cli.add_command(export_command)
+    cli.add_command(web_group)
 
 
 @hookimpl

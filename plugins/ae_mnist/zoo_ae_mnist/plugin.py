@@ -17,6 +17,7 @@ from zoo_core.api import (
     QualityBar,
     TaskSpec,
     TensorSpec,
+    WebTask,
     Weights,
     hookimpl,
 )
@@ -82,11 +83,14 @@ SPEC = ModelSpec(
     tasks=(
         TaskSpec("reconstruct", "originals (top row) above their reconstructions (bottom row)", ("autoencoder",),
                  "zoo_ae_mnist.tasks:reconstruct",
-                 (Param("n", "int", 16, "How many images to reconstruct.", minimum=1, maximum=1024),)),
+                 (Param("n", "int", 16, "How many images to reconstruct.", minimum=1, maximum=1024),),
+                 web=WebTask("image-to-image", {"graphs": ["autoencoder"], "draw": True})),
         TaskSpec("decode", "decode codes from --z FILE.npy, or N codes drawn from a Gaussian fitted to the data's "
                  "codes", ("encoder", "decoder"), "zoo_ae_mnist.tasks:decode",
                  (Param("z_file", "file", None, "float array [N,z_dim] saved with numpy.save.", flag="--z"),
-                  Param("n", "int", 16, "How many codes to draw when --z is absent.", minimum=1, maximum=1024))),
+                  Param("n", "int", 16, "How many codes to draw when --z is absent.", minimum=1, maximum=1024)),
+                 web=WebTask("sample", {"graph": "decoder", "prior": "fitted", "encoder": "encoder", "count": "n",
+                                        "columns": 16})),
     ),
     data_layouts=(
         DataLayout("mnist-idx", "MNIST IDX files ({train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]) in the folder "

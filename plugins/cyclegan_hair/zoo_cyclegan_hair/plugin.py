@@ -14,6 +14,7 @@ from zoo_core.api import (
     QualityBar,
     TaskSpec,
     TensorSpec,
+    WebTask,
     hookimpl,
 )
 
@@ -84,6 +85,10 @@ def _graph(name: str, summary: str) -> GraphSpec:
 
 
 TASKS = "zoo_cyclegan_hair.tasks"
+# In the browser (zoo export --format web): an image through the direction's generator, then back through the other.
+TRANSLATE_WEB = WebTask("image-to-image", {
+    "choice": "direction", "graphs": {"black2blond": ["black_to_blond"], "blond2black": ["blond_to_black"]},
+    "inverse": {"black2blond": "blond2black", "blond2black": "black2blond"}})
 
 SPEC = ModelSpec(
     name=NAME,
@@ -119,12 +124,12 @@ SPEC = ModelSpec(
                      Param("direction", "choice", "black2blond", "Translation direction.",
                            choices=("black2blond", "blond2black")),
                      Param("batch_size", "int", 16, "Images per graph call.", minimum=1, maximum=1024),
-                 )),
+                 ), web=TRANSLATE_WEB),
         TaskSpec("roundtrip", "original, translated and translated back, for both directions (the book's "
                               "round-trip figure), from the data",
                  ("black_to_blond", "blond_to_black"), f"{TASKS}:roundtrip", (
                      Param("n", "int", 4, "Rows per direction.", minimum=1, maximum=1024),
-                 )),
+                 ), web=TRANSLATE_WEB),
     ),
     data_layouts=(
         DataLayout("celeba", "--data DIR: img_align_celeba/ and list_attr_celeba.txt or Kaggle's .csv; "

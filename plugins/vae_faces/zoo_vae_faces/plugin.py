@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from zoo_core.api import DataLayout, GraphSpec, ModelSpec, NetworkSpec, Param, Preset, TaskSpec, TensorSpec, hookimpl
+from zoo_core.api import (
+    DataLayout,
+    GraphSpec,
+    ModelSpec,
+    NetworkSpec,
+    Param,
+    Preset,
+    TaskSpec,
+    TensorSpec,
+    WebTask,
+    hookimpl,
+)
 
 # Bounds on what one task call may ask for, so a typo cannot allocate without limit: a grid of 4,096 faces is
 # already a 500-megapixel picture at 256², and each group image is encoded (1,000 per term at most).
@@ -58,18 +69,18 @@ SPEC = ModelSpec(
         TaskSpec("sample", "a grid of new faces decoded from z ~ N(0, I)", ("decoder",), TASKS + "sample", (
             Param("n", "int", 18, "How many faces.", minimum=1, maximum=MAX_IMAGES),
             Param("columns", "int", 6, "Faces per grid row.", minimum=1, maximum=MAX_IMAGES),
-        )),
+        ), web=WebTask("sample", {"graph": "decoder", "prior": "normal", "count": "n", "columns": "columns"})),
         TaskSpec("reconstruct", "held-out faces above their reconstructions (encoder mu → decoder)",
                  ("encoder", "decoder"), TASKS + "reconstruct", (
             Param("n", "int", 8, "How many faces (drawn with --seed).", minimum=1, maximum=MAX_IMAGES),
             Param("columns", "int", 8, "Faces per row pair.", minimum=1, maximum=MAX_IMAGES),
-        )),
+        ), web=WebTask("image-to-image", {"graphs": ["encoder", "decoder"]})),
         TaskSpec("interpolate", "decode w·z_A + (1−w)·z_B between two faces (paths or data-set indices)",
                  ("encoder", "decoder"), TASKS + "interpolate", (
             Param("a", "image", help="Face A: an image (file) or a data-set index.", positional=True),
             Param("b", "image", help="Face B: an image (file) or a data-set index.", positional=True),
             Param("steps", "int", 6, "Decoded images from A to B.", minimum=2, maximum=MAX_IMAGES),
-        )),
+        ), web=WebTask("interpolate", {"encoder": "encoder", "decoder": "decoder", "steps": "steps"})),
         TaskSpec("arithmetic", "mean encodings of labelled groups (or listed image files) added and "
                  'subtracted, e.g. "glasses&male - glasses&~male + ~glasses&~male"',
                  ("encoder", "decoder"), TASKS + "arithmetic", (
@@ -79,7 +90,8 @@ SPEC = ModelSpec(
                   maximum=MAX_GROUP_SIZE),
             Param("rows", "int", 1, "Independent draws of the groups, one grid row each.", minimum=1,
                   maximum=MAX_ROWS),
-        )),
+        ), web=WebTask("arithmetic", {"encoder": "encoder", "decoder": "decoder",
+                                      "example": "glasses&male - glasses&~male + ~glasses&~male"})),
     ),
     data_layouts=(
         DataLayout("glasses", "the book's glasses faces: G/ and NoG/ folders, or faces-spring-2020/face-N.png "
