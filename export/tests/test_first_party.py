@@ -1,8 +1,9 @@
-"""Every installed zoo model exports, validates, and runs every task alike on torch and onnxruntime.
+"""Every installed zoo model exports, validates, and runs every task alike on torch, onnxruntime and aoti.
 
 Each model trains a tiny run (quick preset shrunk with overrides, 2 steps), is exported with
-validation by the same code path as `zoo export`, then each of its tasks runs through
-`zoo generate` on both runtimes and the PNGs are compared. A first-party model whose
+validation by the same code path as `zoo export` (ONNX and AOTInductor), then each of its tasks runs through
+`zoo generate` on torch and onnxruntime and the PNGs are compared, and through the Python API
+(``zoo.load(...)``) on torch, onnxruntime and aoti, whose results' images are compared. A first-party model whose
 distribution is installed must be registered and pass (the test fails rather than skips);
 an absent distribution skips with the reason.
 """
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from zoo_export.pipeline import ExportOptions, export_model
-from zoo_export_testing import make_host, task_parity, train_tiny
+from zoo_export_testing import PIXEL_TOLERANCE, make_host, task_parity, train_tiny
 
 from zoo_core.plugins import PluginHost
 
@@ -47,22 +48,31 @@ class Model:
     distribution: str
     overrides: Mapping[str, Any]
     task_args: Mapping[str, Callable[[Path], list[str]]] = field(default_factory=dict)
+    #: each task's keyword arguments from Python (zoo.load(...).TASK(**kwargs))
+    python_args: Mapping[str, Callable[[Path], dict[str, Any]]] = field(default_factory=dict)
     source: Path | None = None  # a plugin registered from its source tree rather than installed
     plugin_module: str = ""
 
 
 MODELS = {
     "ae_mnist": Model("zoo-ae-mnist", {"embedded_items": 64, "h_dim": 16, "z_dim": 4, "batch_size": 16},
-                      {"reconstruct": lambda d: ["--n", "4"], "decode": lambda d: ["--n", "4"]}),
+                      {"reconstruct": lambda d: ["--n", "4"], "decode": lambda d: ["--n", "4"]},
+                      {"reconstruct": lambda d: {"n": 4}, "decode": lambda d: {"n": 4}}),
     "vae_faces": Model("zoo-vae-faces", {"image_size": 32, "latent_dim": 4, "portraits": 48, "batch_size": 8},
                        {"sample": lambda d: ["--n", "4"], "reconstruct": lambda d: ["--n", "4"],
                         "interpolate": lambda d: ["0", "1", "--steps", "3"],
-                        "arithmetic": lambda d: ["glasses - ~glasses", "--group-size", "1"]}),
+                        "arithmetic": lambda d: ["glasses - ~glasses", "--group-size", "1"]},
+                       {"sample": lambda d: {"n": 4}, "reconstruct": lambda d: {"n": 4},
+                        "interpolate": lambda d: {"a": 0, "b": "1", "steps": 3},
+                        "arithmetic": lambda d: {"expression": "glasses - ~glasses", "group_size": 1}}),
     "cyclegan_hair": Model("zoo-cyclegan-hair", {"image_size": 32, "load_size": 32, "features": 4, "res_blocks": 1,
                                                  "d_features": 4, "portraits": 24, "val_fraction": 0.25},
                            {"translate": lambda d: [*write_images(d / "inputs"), "--batch-size", "2"],
-                            "roundtrip": lambda d: ["--n", "2"]}),
+                            "roundtrip": lambda d: ["--n", "2"]},
+                           {"translate": lambda d: {"images": write_images(d / "py_inputs"), "batch_size": 2},
+                            "roundtrip": lambda d: {"n": 2}}),
     "testplugin_tiny": Model("zoo-testplugin", {}, {"reconstruct": lambda d: ["--count", "4"]},
+                             {"reconstruct": lambda d: {"count": 4}},
                              source=TESTPLUGIN_SOURCE, plugin_module="zoo_testplugin.plugin"),
 }
 
@@ -102,7 +112,8 @@ def test_model_exports_validates_and_runs_every_task_alike(name: str, tmp_path: 
     install_host(host)
     registered = host.models[name]
     run = train_tiny(registered, tmp_path / "run", model.overrides)
-    export = export_model(registered, ExportOptions(run=run, out=tmp_path / "export", log=lambda line: None))
+    export = export_model(registered, ExportOptions(run=run, out=tmp_path / "export", aoti=True,
+                                                    log=lambda line: None))
 
     from zoo_export_testing import manifest_of
 
@@ -115,3 +126,32 @@ def test_model_exports_validates_and_runs_every_task_alike(name: str, tmp_path: 
         arguments = model.task_args.get(task.name, lambda folder: [])(tmp_path / task.name)
         problems = task_parity(name, task.name, arguments, run, export, tmp_path / task.name / "out")
         assert not problems, f"{name} {task.name}: {problems}"
+    for task in registered.spec.tasks:
+        kwargs = model.python_args.get(task.name, lambda folder: {})(tmp_path / task.name)
+        problems = python_parity(name, task.name, kwargs, run, export)
+        assert not problems, f"{name} {task.name} from Python: {problems}"
+
+
+def python_parity(name: str, task: str, kwargs: dict[str, Any], run: Path, export: Path) -> list[str]:
+    """The task through zoo.load on torch, onnxruntime and aoti: the same images within the PNG tolerance."""
+    import zoo
+
+    results = {runtime: zoo.load(name, run=run if runtime == "torch" else None,
+                                 export=export if runtime != "torch" else None, runtime=runtime,
+                                 device="cpu").run(task, seed=3, **kwargs)
+               for runtime in ("torch", "onnxruntime", "aoti")}
+    problems = []
+    reference = results["torch"]
+    if not reference.images:
+        return ["the task returned no image"]
+    for runtime, result in results.items():
+        if len(result.images) != len(reference.images) or result.names != reference.names:
+            problems.append(f"{runtime}: {len(result.images)} images named {result.names[:3]} vs torch's "
+                            f"{len(reference.images)} named {reference.names[:3]}")
+            continue
+        for index, (got, want) in enumerate(zip(result.images, reference.images, strict=True)):
+            worst = int(np.abs(got.astype(int) - want.astype(int)).max()) if got.shape == want.shape else -1
+            if not 0 <= worst <= PIXEL_TOLERANCE:
+                problems.append(f"{runtime}: image {index} differs from torch's by {worst} levels "
+                                f"(shape {got.shape} vs {want.shape})")
+    return problems
