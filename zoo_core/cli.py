@@ -342,8 +342,16 @@ GENERATE_OPTIONS = [
     click.Option(["--strict"], is_flag=True),
     click.Option(["--limit"], type=click.IntRange(min=1)),
     click.Option(["--threads"], type=int, help="CPU threads for torch (default: ZOO_THREADS, else one per core)."),
+    click.Option(["--overwrite"], is_flag=True, help="Streaming tasks: translate every input again, even those a "
+                                                     "previous run into --out finished."),
+    click.Option(["--nproc"], type=click.IntRange(1, 256), default=1, show_default=True,
+                 help="Streaming tasks: worker processes (cores/N threads each on a CPU, one GPU each on CUDA)."),
+    click.Option(["--engine"], type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                 help="Streaming tasks: run here, or on a Ray cluster (pip install 'zoo-core[ray]')."),
+    click.Option(["--address"], help="--engine ray: the cluster to join (default: a local Ray instance)."),
 ]
 COMMON = {p.name for p in GENERATE_OPTIONS}
+STREAM_ONLY = ("overwrite", "nproc", "engine", "address")
 
 
 def generate(model_name: str, task_name: str, params: dict[str, Any]) -> None:
@@ -353,13 +361,23 @@ def generate(model_name: str, task_name: str, params: dict[str, Any]) -> None:
     from zoo_core.runtime import RuntimeSource
     from zoo_core.threads import apply_threads
 
-    apply_threads(params["threads"])
     source = RuntimeSource(run=params["run"], checkpoint=params["checkpoint"], export=params["export"],
                            device=params["device"], precision=params["precision"], weights=params["weights"])
     data = DataSource(data=params["data"], data_a=params["data_a"], data_b=params["data_b"],
                       strict=params["strict"], limit=params["limit"])
-    model = open_model(model_name, params["runtime"], source, data)
     values = {k: v for k, v in params.items() if k not in COMMON and v is not None and v != ()}
+    task = get_model(model_name).spec.task(task_name)
+    if task.stream:  # one PNG per input, over inputs of any number: the streaming engine
+        from zoo_core.streaming import generate_stream
+
+        generate_stream(model_name, task_name, params["runtime"], source, data, values, params)
+        return
+    used = [f"--{name}" for name in STREAM_ONLY if params[name] not in (None, False, 1, "local")]
+    if used:
+        raise UsageError(f"{', '.join(used)}: only for tasks that write one image per input (task {task_name} "
+                         "runs whole)")
+    apply_threads(params["threads"])
+    model = open_model(model_name, params["runtime"], source, data)
     result = model.run(task_name, seed=params["seed"], **values)
     written = result.save(params["out"] or Path("generated") / model_name, force=params["force"])
     where = written[0] if len(written) == 1 else written[0].parent
@@ -373,8 +391,8 @@ def task_option(param: Any) -> click.Parameter:
     if not isinstance(param, Param):
         return param
     if param.kind == "images":
-        return click.Argument([param.name], nargs=-1, required=param.required,
-                              type=click.Path(exists=True, path_type=Path))
+        # not exists=True: globs ("photos/*.jpg"), lists and .tar shards are expanded by the task's reader
+        return click.Argument([param.name], nargs=-1, required=param.required, type=click.Path(path_type=Path))
     types: dict[str, Any] = {
         "int": click.IntRange(_bound(param.minimum), _bound(param.maximum)), "image": click.STRING,
         "float": click.FloatRange(param.minimum, param.maximum), "text": click.STRING,

@@ -7,14 +7,14 @@ checks inputs against the graph spec, so a task runs unchanged on either.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from zoo_core.errors import UsageError, ZooError
 from zoo_core.plugins import RegisteredModel
-from zoo_core.spec import BATCH, GraphSpec
+from zoo_core.spec import BATCH, GraphSpec, ModelSpec
 
 if TYPE_CHECKING:
     from zoo_core.models import LoadedModel
@@ -48,15 +48,33 @@ class GraphRunner(Protocol):
         ...
 
 
-def check_inputs(graph: GraphSpec, config: Mapping[str, Any], inputs: tuple[Any, ...]) -> None:
-    """Refuse inputs of the wrong count, shape, dtype or value range with one clear line."""
+#: The spatial axes of an NCHW image tensor: dynamic in graphs that fully convolutional tasks run.
+SPATIAL_AXES = (2, 3)
+
+
+def dynamic_axes(spec: ModelSpec, graph: str) -> tuple[int, ...]:
+    """The axes besides the batch that ``graph``'s image inputs may take at any size: the spatial axes when a task
+    declared ``stream="map-any-size"`` runs it (its graphs are fully convolutional), else none."""
+    if any(task.stream == "map-any-size" and graph in task.graphs for task in spec.tasks):
+        return SPATIAL_AXES
+    return ()
+
+
+def check_inputs(graph: GraphSpec, config: Mapping[str, Any], inputs: tuple[Any, ...],
+                 dynamic: Collection[int] = ()) -> None:
+    """Refuse inputs of the wrong count, shape, dtype or value range with one clear line.
+
+    ``dynamic`` names axes of 4-D (NCHW) inputs that may take any size of at least 1 (the graph's declared dynamic
+    spatial axes: :func:`dynamic_axes`, or an export manifest's ``dynamic_axes``)."""
     if len(inputs) != len(graph.inputs):
         raise ZooError(f"graph {graph.name} takes {len(graph.inputs)} inputs "
                        f"({', '.join(t.name for t in graph.inputs)}), got {len(inputs)}")
     for tensor, value in zip(graph.inputs, inputs, strict=True):
         expected = tensor.resolve(config)
         shape = tuple(value.shape)
-        if len(shape) != len(expected) or any(e != BATCH and e != s for e, s in zip(expected, shape, strict=False)):
+        free = set(dynamic) if len(expected) == 4 else set()
+        if len(shape) != len(expected) or any(e != BATCH and e != s and not (axis in free and s >= 1)
+                                              for axis, (e, s) in enumerate(zip(expected, shape, strict=False))):
             raise ZooError(f"graph {graph.name}: input {tensor.name} must have shape "
                            f"[{','.join(map(str, expected))}], got [{','.join(map(str, shape))}]")
         dtype = str(value.dtype).replace("torch.", "")
@@ -116,7 +134,7 @@ class TorchRunner:
     def run(self, graph: str, *inputs: Any) -> tuple[Any, ...]:
         import torch
 
-        check_inputs(self.model.spec.graph(graph), self.config, inputs)
+        check_inputs(self.model.spec.graph(graph), self.config, inputs, dynamic_axes(self.model.spec, graph))
         module = self.module(graph)
         with torch.inference_mode():
             outputs = module(*(x.to(self.device, non_blocking=True) for x in inputs))

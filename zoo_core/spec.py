@@ -219,6 +219,9 @@ class Param:
         return text.strip()
 
 
+#: What a task's ``stream`` may declare (see :class:`TaskSpec`).
+STREAM_KINDS = ("", "map", "map-any-size")
+
 #: Names every task takes besides its own parameters (the Python method and the server add them).
 RESERVED_PARAMS = ("seed", "self", "ctx")
 
@@ -263,6 +266,11 @@ class TaskSpec:
     :class:`zoo_core.tasks.TaskContext`; it returns a :class:`zoo_core.results.TaskResult` and writes nothing.
     ``params`` are :class:`Param` data. API 0.1 tasks declared click parameters and wrote files through the
     context; the core still runs them (see :attr:`legacy`).
+
+    ``stream`` lets `zoo generate` run the task over inputs of any number in bounded memory
+    (:mod:`zoo_core.streaming`, which calls ``function`` on chunks): ``"map"`` maps each image of its ``images``
+    parameter to one named image at the graph's size, ``"map-any-size"`` does the same with fully convolutional
+    graphs (any height and width, so their spatial axes are dynamic), ``""`` runs it whole.
     """
 
     name: str
@@ -270,8 +278,13 @@ class TaskSpec:
     graphs: tuple[str, ...]
     function: str
     params: tuple[Any, ...] = ()
+    stream: str = ""
     #: what the static web page runs in the browser (:class:`WebTask`); None: the task runs in Python only
     web: WebTask | None = None
+
+    def __post_init__(self) -> None:
+        if self.stream not in STREAM_KINDS:
+            raise ValueError(f"task {self.name!r}: stream must be one of {STREAM_KINDS}, got {self.stream!r}")
 
     @property
     def legacy(self) -> bool:

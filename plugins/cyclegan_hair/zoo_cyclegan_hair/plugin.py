@@ -124,7 +124,9 @@ SPEC = ModelSpec(
                      Param("direction", "choice", "black2blond", "Translation direction.",
                            choices=("black2blond", "blond2black")),
                      Param("batch_size", "int", 16, "Images per graph call.", minimum=1, maximum=1024),
-                 ), web=TRANSLATE_WEB),
+                     Param("size", "int", 0, "Resize every input to SIZE×SIZE first; 0 translates each image at "
+                                             "its own size and aspect ratio.", minimum=0, maximum=8192),
+                 ), web=TRANSLATE_WEB, stream="map-any-size"),
         TaskSpec("roundtrip", "original, translated and translated back, for both directions (the book's "
                               "round-trip figure), from the data",
                  ("black_to_blond", "blond_to_black"), f"{TASKS}:roundtrip", (
