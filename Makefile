@@ -37,6 +37,8 @@ $(STAMP): Makefile $(addsuffix /pyproject.toml,$(DISTS))
 	$(BIN)/python -m pip install -q --no-build-isolation $(addprefix -e ,$(DISTS)) $(TEST_TOOLS)
 	# ExecuTorch (zoo export --format executorch, --runtime executorch): an extra, kept off the torch pin above
 	$(BIN)/python -m pip install -q --no-build-isolation -e "./export[executorch]"
+	# Ray Data (zoo generate --engine ray): the core's extra, installed for its tests; torch stays at the pin above
+	$(BIN)/python -m pip install -q --no-build-isolation -e ".[ray]"
 	touch $(STAMP)
 
 # The whole tour on embedded data: train the quick presets, look at the pictures, export
