@@ -224,7 +224,7 @@ def plugins_command(as_json: bool) -> None:
         registered = [f"model {m}" for m in r["models"]] + [f"runtime {x}" for x in r["runtimes"]]
         registered += [f"command {c}" for c in r["commands"]]
         _add_row(table, r["name"], r["version"], "\n".join(r["hooks"]), "\n".join(registered),
-                 _red("\n".join(r["errors"])))
+                 _red("\n".join([*r["errors"], *r["deprecations"]])))
     _print(table)
 
 

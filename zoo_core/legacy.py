@@ -15,9 +15,6 @@ import click
 
 from zoo_core.spec import REQUIRED, Param, TaskSpec
 
-DEPRECATION = ("task {task} declares click parameters (task API 0.1); declare zoo_core.api.Param data and return "
-               "a TaskResult (API 0.2, see PLUGINS.md 'Migrating tasks from API 0.1')")
-
 
 def param_from_click(param: click.Parameter) -> Param:
     """The Param an API 0.1 click option or argument stands for."""

@@ -41,6 +41,11 @@ def _names_from_env(variable: str) -> set[str] | None:
     return {normalize(part.strip()) for part in value.split(",") if part.strip()}
 
 
+LEGACY_TASKS = ("deprecated: tasks {tasks} use task API 0.1 (click parameters, files written through the "
+                "context); they still run; declare zoo_core.api.Param data and return a TaskResult (PLUGINS.md: "
+                "migrating to 0.2)")
+
+
 @dataclass
 class PluginRecord:
     """What one distribution contributed, or why it could not."""
@@ -53,6 +58,8 @@ class PluginRecord:
     runtimes: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: what still works but will not in a later API (one line per plugin: tasks declared the API 0.1 way)
+    deprecations: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +71,7 @@ class PluginRecord:
             "runtimes": self.runtimes,
             "commands": self.commands,
             "errors": self.errors,
+            "deprecations": self.deprecations,
         }
 
 
@@ -229,6 +237,9 @@ class PluginHost:
             return
         self.models[spec.name] = RegisteredModel(spec, record.distribution, record.version)
         record.models.append(spec.name)
+        legacy = [task.name for task in spec.tasks if task.legacy]
+        if legacy and not record.deprecations:
+            record.deprecations.append(LEGACY_TASKS.format(tasks=", ".join(f"{spec.name} {t}" for t in legacy)))
 
     def _register_runtime(self, spec: Any, record: PluginRecord) -> None:
         if not isinstance(spec, RuntimeSpec):

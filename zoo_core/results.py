@@ -123,13 +123,14 @@ class TaskResult:
         needs ``force``. A name the file system refuses is one clear error.
         """
         target = Path(path)
+        exists, is_dir = _probe(target)
         if self.names:
-            if target.suffix or (target.exists() and not target.is_dir()):
+            if target.suffix or (exists and not is_dir):
                 raise UsageError(f"--out {target}: this task writes one PNG per input, so --out must be a folder")
             files = {target / name: image for name, image in zip(self.names, self.images, strict=True)}
             files[target / self.filename] = self.grid_array()
         else:
-            if target.is_dir() or (not target.suffix and not target.exists()):
+            if is_dir or (not target.suffix and not exists):
                 target = target / self.filename
             files = {target: self.grid_array()}
         for file in files:
@@ -148,16 +149,22 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr)
 
 
+def _probe(path: Path) -> tuple[bool, bool]:
+    """Whether ``path`` exists and is a folder; a name the file system refuses (too long, ...) is one error."""
+    if any(len(os.fsencode(part)) > 255 for part in path.parts):
+        raise UsageError(f"--out {str(path)[:80]}...: a name in it is longer than the 255 bytes a file system allows")
+    try:
+        return path.exists(), path.is_dir()
+    except OSError as error:
+        raise UsageError(f"--out {path}: {error.strerror or error}") from None
+
+
 def check_output_file(path: Path, force: bool = False) -> None:
     """Refuse to write a PNG at ``path`` where that would destroy what zoo did not write, or cannot work."""
     if path.suffix.lower() != OUTPUT_SUFFIX:
         raise UsageError(f"--out {path}: zoo writes PNG pictures; give a folder or a file name ending in .png")
-    if len(os.fsencode(path.name)) > 255:
-        raise UsageError(f"--out {path}: the file name is longer than the 255 bytes a file system allows")
-    try:
-        exists, regular = path.exists(), path.is_file()
-    except OSError as error:
-        raise UsageError(f"--out {path}: {error.strerror or error}") from None
+    exists, _ = _probe(path)
+    regular = exists and path.is_file()
     if not exists:
         return
     if not regular:
