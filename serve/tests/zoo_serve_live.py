@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -48,8 +49,9 @@ class LiveServer:
             return self.process.wait()
 
 
-def start_server(exports: dict[str, Path], folder: Path, *extra: str) -> LiveServer:
-    """Start `zoo serve` on the exports and wait until /v2/health/ready answers."""
+def start_server(exports: dict[str, Path], folder: Path, *extra: str, scheme: str = "http",
+                 verify: bool | ssl.SSLContext = True) -> LiveServer:
+    """Start `zoo serve` on the exports and wait until /v2/health/ready answers (``verify``: httpx's, for TLS)."""
     port = free_port()
     log = folder / f"serve-{port}.log"
     command = [sys.executable, "-m", "zoo_core.cli", "serve", "--port", str(port), "--host", LOOPBACK, *extra]
@@ -58,13 +60,13 @@ def start_server(exports: dict[str, Path], folder: Path, *extra: str) -> LiveSer
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ZOO_ORT_THREADS": "1"}
     with open(log, "wb") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, cwd=folder, env=env)
-    url = f"http://{LOOPBACK}:{port}"
+    url = f"{scheme}://{LOOPBACK}:{port}"
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"zoo serve exited with {process.returncode}:\n{log.read_text()}")
         try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/v2/health/ready", timeout=2, verify=verify).status_code == 200:
                 return LiveServer(process, url, port, log)
         except httpx.HTTPError:
             pass
