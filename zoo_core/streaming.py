@@ -526,16 +526,19 @@ def stream_task(model: Any, task_name: str, images: Sequence[str | os.PathLike[s
         try:
             chunk: list[tuple[Item, str]] = []
             block = -1
-            first = True
+            picture = True  # block 0 composes the summary picture, unless an earlier run did
+
+            def submit() -> None:
+                in_flight.acquire()
+                computers.submit(compute, chunk, picture and block == 0, writers)
+
             for index, item, name in unique_stems(iter(inputs)):
                 if errors:
                     break
                 item_block = index // options.batch_size
                 if item_block != block:
                     if chunk:
-                        in_flight.acquire()
-                        computers.submit(compute, chunk, first, writers)
-                        first = False
+                        submit()
                         chunk = []
                     block = item_block
                 if item_block % count != rank:
@@ -543,13 +546,11 @@ def stream_task(model: Any, task_name: str, images: Sequence[str | os.PathLike[s
                 outputs = done.get(item.key)
                 if outputs and all(complete_png(target / o) for o in outputs):
                     counted(skipped=1)
-                    if index == 0:
-                        first = False  # the summary picture was made by the run that translated the first chunk
+                    picture = picture and index != 0
                     continue
                 chunk.append((item, name))
             if chunk and not errors:
-                in_flight.acquire()
-                computers.submit(compute, chunk, first, writers)
+                submit()
             for _ in range(options.queue_depth):
                 in_flight.acquire()  # every chunk finished
         finally:
