@@ -37,11 +37,19 @@ class RuntimeSource:
 
 
 class GraphRunner(Protocol):
-    """What a runtime loader returns."""
+    """What a runtime loader returns.
+
+    A runner declares what it holds, so that no caller reads a runtime's files: ``graph_names`` (the graphs it
+    can run; an export made with ``--graphs`` holds fewer than the spec) and ``platform`` (the Open Inference
+    Protocol's platform name, e.g. ``onnxruntime_onnx``). Both are optional for runners written before they
+    existed: see :func:`held_graphs` and :func:`platform_of`.
+    """
 
     runtime: str
     config: Mapping[str, Any]
     description: str
+    graph_names: tuple[str, ...]
+    platform: str
 
     def run(self, graph: str, *inputs: Any) -> tuple[Any, ...]:
         """Run graph ``graph`` on CPU float tensors; returns CPU float tensors."""
@@ -58,6 +66,17 @@ def dynamic_axes(spec: ModelSpec, graph: str) -> tuple[int, ...]:
     if any(task.stream == "map-any-size" and graph in task.graphs for task in spec.tasks):
         return SPATIAL_AXES
     return ()
+
+
+def held_graphs(runner: Any, spec: Any) -> list[str]:
+    """The names of ``spec``'s graphs that ``runner`` holds, in the spec's order."""
+    held = getattr(runner, "graph_names", None)
+    return [g.name for g in spec.graphs if held is None or g.name in held]
+
+
+def platform_of(runner: Any) -> str:
+    """The runner's declared platform, else ``zoo_<runtime>``."""
+    return getattr(runner, "platform", None) or f"zoo_{runner.runtime}"
 
 
 def check_inputs(graph: GraphSpec, config: Mapping[str, Any], inputs: tuple[Any, ...],
@@ -93,6 +112,7 @@ class TorchRunner:
     """Graphs as eager PyTorch modules on one device, from a checkpoint loaded by :mod:`zoo_core.models`."""
 
     runtime = "torch"
+    platform = "zoo_torch"
 
     def __init__(self, model: RegisteredModel, source: RuntimeSource, log: Callable[[str], None] | None = None,
                  quiet: bool = False) -> None:
@@ -124,6 +144,7 @@ class TorchRunner:
         self.networks = self.loaded.networks
         self.checkpoint = self.loaded.checkpoint
         self.modules: dict[str, Any] = {}
+        self.graph_names = tuple(g.name for g in self.model.spec.graphs)
         self.description = f"torch on {self.device}, {self.checkpoint}"
 
     def module(self, graph: str) -> Any:

@@ -107,6 +107,12 @@ class AotiRunner:
     """An export's ``.pt2`` packages behind zoo's GraphRunner interface; each loads on first use."""
 
     runtime = "aoti"
+    platform = "zoo_aoti"
+
+    @property
+    def graph_names(self) -> tuple[str, ...]:
+        """The graphs the export holds."""
+        return tuple(self.export.graph_names)
 
     def __init__(self, export: ExportRecord, device: str) -> None:
         self.export = export

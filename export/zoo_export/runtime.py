@@ -32,6 +32,12 @@ class OnnxRunner:
     """Exported graphs run by onnxruntime; sessions open on first use of each graph."""
 
     runtime = "onnxruntime"
+    platform = "onnxruntime_onnx"
+
+    @property
+    def graph_names(self) -> tuple[str, ...]:
+        """The graphs the export holds."""
+        return tuple(self.export.graph_names)
 
     def __init__(self, export: ExportRecord, settings: SessionSettings) -> None:
         self.export = export

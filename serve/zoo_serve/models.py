@@ -25,7 +25,7 @@ import torch
 from zoo_core.errors import UsageError, ZooError
 from zoo_core.plugins import RegisteredModel
 from zoo_core.registry import get_model, get_runtime, list_models
-from zoo_core.runtime import RANGE_SLACK, RuntimeSource, check_inputs
+from zoo_core.runtime import RANGE_SLACK, RuntimeSource, check_inputs, held_graphs, platform_of
 from zoo_core.spec import BATCH, GraphSpec, TensorSpec, load_object
 from zoo_serve.batching import GraphBatcher
 from zoo_serve.errors import BadRequest
@@ -169,7 +169,7 @@ class ServedModel:
 
     @property
     def platform(self) -> str:
-        return "onnxruntime_onnx" if self.runner.runtime == "onnxruntime" else f"zoo_{self.runner.runtime}"
+        return platform_of(self.runner)
 
 
 def _export_model_name(directory: Path) -> str:
@@ -256,13 +256,6 @@ def describe_sources(settings: ServeSettings) -> None:
         _say(settings, f"{model.name}: {source.export if source.export is not None else 'newest run'}")
 
 
-def _served_graph_names(model: RegisteredModel, runner: Any) -> list[str]:
-    """Every graph of the spec that the runner has (an export made with --graphs holds fewer)."""
-    export = getattr(runner, "export", None)
-    held = set(export.graph_names) if export is not None and hasattr(export, "graph_names") else None
-    return [g.name for g in model.spec.graphs if held is None or g.name in held]
-
-
 def load_models(settings: ServeSettings) -> dict[str, ServedModel]:
     """Load every model to serve (one line on stderr each); a bad export is one clear ZooError."""
     runtime = get_runtime(settings.runtime)
@@ -271,7 +264,7 @@ def load_models(settings: ServeSettings) -> dict[str, ServedModel]:
     for model, source in resolve_sources(settings):
         runner = loader(model, source)
         entry = ServedModel(model, runner, getattr(runner, "description", settings.runtime))
-        for name in _served_graph_names(model, runner):
+        for name in held_graphs(runner, model.spec):
             spec = model.spec.graph(name)
             graph = ServedGraph(entry, spec, None)  # type: ignore[arg-type]
             graph.batcher = GraphBatcher(graph.name, graph.run_batch, settings.max_batch,
