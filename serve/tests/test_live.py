@@ -179,7 +179,7 @@ def test_bare_zoo_serve_finds_the_demo_exports(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: apps.append(app))
     result = invoke("serve")
     assert result.exit_code == 0, result.output
-    assert "serving those of `make demo` under demo-output/exports/" in result.output
+    assert "demo-output/exports/ (after `make demo`, as exports/ holds none)" in result.output
     assert list(apps[0].state.server.graphs) == ["ae_mnist.encoder", "ae_mnist.decoder", "ae_mnist.autoencoder"]
     rooted = invoke("serve", "--exports-root", tmp_path / "demo-output" / "exports")
     assert rooted.exit_code == 0 and "make demo" not in rooted.output

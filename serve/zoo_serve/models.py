@@ -223,11 +223,12 @@ def resolve_sources(settings: ServeSettings) -> list[tuple[RegisteredModel, Runt
         if name in exported:  # named and exported: the export serves it (checked to be that model above)
             continue
         pairs.append((get_model(name), source_of(name)))
+    notes: list[str] = []  # said only when something is served: nothing to serve is one line
     if not settings.exports and not settings.models:
         folder = Path("runs") if on_torch else root
         how = "--exports-root" if settings.exports_root is not None else (
             "after `make demo`, as exports/ holds none" if root == DEMO_EXPORTS_ROOT else "the default")
-        _say(settings, f"looking for {'runs' if on_torch else 'exports'} under {folder.absolute()}/ ({how})")
+        notes.append(f"looking for {'runs' if on_torch else 'exports'} under {folder.absolute()}/ ({how})")
         for model in list_models():
             if on_torch:
                 found, why = (Path("runs") / model.name).is_dir(), f"no runs/{model.name}/"
@@ -238,15 +239,17 @@ def resolve_sources(settings: ServeSettings) -> list[tuple[RegisteredModel, Runt
             if found:
                 pairs.append((model, source_of(model.name)))
             else:
-                _say(settings, f"skipped {model.name}: {why}")
+                notes.append(f"skipped {model.name}: {why}")
     names = [model.name for model, _ in pairs]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise UsageError(f"{', '.join(twice)} named more than once; serve one export per model")
     if not pairs:
         where = "runs/MODEL" if on_torch else f"{root}/MODEL"
-        raise UsageError(f"nothing to serve: no installed model has {where}; name models, pass --export DIR, "
-                         "or run `zoo export MODEL` first")
+        raise UsageError(f"nothing to serve: no installed model has {where} (looked in {root.absolute()}/); "
+                         "name models, pass --export DIR, or run `zoo export MODEL` first")
+    for note in notes:
+        _say(settings, note)
     return pairs
 
 
