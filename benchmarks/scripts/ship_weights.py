@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,6 +51,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
     parser.add_argument("--measure-only", action="store_true", help="measure the shipped file, train nothing")
+    parser.add_argument("--runs", type=Path, default=Path(tempfile.gettempdir()) / "zoo-ship-runs",
+                        help="where the training run is kept (a finished one is reused)")
     parser.add_argument("--dtype", default="float16", choices=("float16", "float32"))
     return parser.parse_args()
 
@@ -105,17 +108,20 @@ def main() -> None:
         from zoo_core.registry import get_model
         from zoo_core.weights import write_inference_weights
 
-        with tempfile.TemporaryDirectory(prefix="zoo-ship-") as scratch:
-            run = Path(scratch) / "run"
-            command = train_command(args, run)
+        # the run is kept (a finished one is reused): a failure after training does not cost the training
+        run = args.runs / f"{args.model}-{plan['name']}-seed{args.seed}-epochs{args.epochs or 'preset'}"
+        command = train_command(args, run)
+        if not (run / "checkpoints" / "last.safetensors").is_file() or \
+                json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["epoch"] < _epochs(args):
+            shutil.rmtree(run, ignore_errors=True)
             subprocess.run([zoo, *command[1:]], check=True)
-            shown = ["RUN" if part == str(run) else part for part in command]
-            record["train_command"] = " ".join(shown).replace(str(args.data.resolve()), "../shared/data/mnist-t10k")
-            if args.model != "ae_mnist":
-                metrics.update(last_val_metrics(run))
-            provenance = {"name": plan["name"], "trained_by": record["train_command"]}
-            write_inference_weights(get_model(args.model), run / "checkpoints" / "last.safetensors", shipped,
-                                    dtype=args.dtype, provenance=provenance)
+        shown = ["RUN" if part == str(run) else part for part in command]
+        record["train_command"] = " ".join(shown).replace(str(args.data.resolve()), "../shared/data/mnist-t10k")
+        if args.model != "ae_mnist":
+            metrics.update(last_val_metrics(run))
+        provenance = {"name": plan["name"], "trained_by": record["train_command"]}
+        write_inference_weights(get_model(args.model), run / "checkpoints" / "last.safetensors", shipped,
+                                dtype=args.dtype, provenance=provenance)
     if args.model == "ae_mnist":
         metrics["heldout_mse_per_pixel"] = heldout_mse(shipped, args.data)
         record["passed"] = metrics["heldout_mse_per_pixel"] <= MSE_LIMIT
@@ -130,6 +136,12 @@ def main() -> None:
     previous = json.loads(out.read_text()) if out.is_file() and args.measure_only else {}
     zio.write_json(out, {**previous, **record})
     print(json.dumps(record, indent=2))
+
+
+def _epochs(args: argparse.Namespace) -> int:
+    from zoo_core.registry import get_model
+
+    return args.epochs or int(get_model(args.model).spec.preset(PLANS[args.model]["preset"]).values["epochs"])
 
 
 def cpu_model() -> str:

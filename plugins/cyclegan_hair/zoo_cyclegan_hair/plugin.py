@@ -15,6 +15,7 @@ from zoo_core.api import (
     TaskSpec,
     TensorSpec,
     WebTask,
+    Weights,
     hookimpl,
 )
 
@@ -90,6 +91,25 @@ TRANSLATE_WEB = WebTask("image-to-image", {
     "choice": "direction", "graphs": {"black2blond": ["black_to_blond"], "blond2black": ["blond_to_black"]},
     "inverse": {"black2blond": "blond2black", "blond2black": "black2blond"}})
 
+# The weights cyclegan_hair ships (`--weights quick`), package data in weights/: made and measured by
+# benchmarks/scripts/ship_weights.py (its figures are in benchmarks/results/weights_cyclegan_hair.json).
+QUICK_WEIGHTS = Weights(
+    name="quick",
+    summary="the quick preset after a short training on the embedded portraits: a demo, not a good translator",
+    sha256="e31ce76b8c1a4f2770d04fa056b4fd2eb6d335370e20ac88488d18a9250e145a",
+    size=1501368,
+    preset="quick",
+    data="1,200 embedded procedural portraits (the quick preset's), 5% held out",
+    training="zoo train cyclegan_hair --preset quick --epochs 4 --seed 0 (last checkpoint), stored in float16",
+    file="zoo_cyclegan_hair:weights/quick.safetensors",
+    metrics={"val_cycle_l1": 0.2342, "val_loss": 7.3544},
+    measured_by="python benchmarks/scripts/ship_weights.py cyclegan_hair --epochs 4 (the run's last held-out "
+                "figures)",
+    license="MIT",
+    default=True,
+)
+
+
 SPEC = ModelSpec(
     name=NAME,
     summary="CycleGAN: black ↔ blond hair translation with round trips",
@@ -147,6 +167,7 @@ SPEC = ModelSpec(
     source="Learn Generative AI with PyTorch (Liu), ch. 6; reference recipe: Zhu et al., ICCV 2017",
     license="MIT",
     tags=("gan", "cyclegan", "image-to-image", "faces"),
+    weights=(QUICK_WEIGHTS,),
 )
 
 
