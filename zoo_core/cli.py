@@ -303,11 +303,11 @@ def train_command(model: str, preset: str | None, data: Path | None, data_a: Pat
             overrides[key] = value
     if resume is not None and out is not None:
         raise UsageError("--resume continues a run in place; drop --out")
-    from zoo_core import distributed
+    from zoo_core import distributed, launcher
 
-    if distributed.wants_launch(nproc, nnodes, rdzv_endpoint):
+    if launcher.wants_launch(nproc, nnodes, rdzv_endpoint):
         ctx = click.get_current_context()
-        distributed.launch(distributed.worker_arguments(ctx.command, ctx.params, "model"), nproc=nproc,
+        launcher.launch(launcher.worker_arguments(ctx.command, ctx.params, "model"), nproc=nproc,
                            nnodes=nnodes, rdzv_endpoint=rdzv_endpoint, rdzv_timeout=rdzv_timeout,
                            max_restarts=max_restarts, device=device, workers_cpp_log=workers_cpp_log)
         return
