@@ -223,3 +223,40 @@ def marked_step(compiled: Callable[..., Any], inputs: tuple[torch.Tensor, ...]) 
         return compiled(*inputs)
 
     return call
+
+
+# -- other distributions' runtimes ---------------------------------------------------------
+#: Entry point group through which another distribution adds a runtime to `zoo bench`: ``NAME = "module:Factory"``,
+#: called as ``Factory(threads)`` and returning a :class:`Backend` (zoo-openvino registers ``openvino`` here).
+BACKEND_GROUP = "zoo.bench_backends"
+
+
+class UnloadableBackend:
+    """A registered backend that failed to load: every cell is skipped with the reason, the run goes on."""
+
+    needs_onnx = False
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+
+    def skip_reason(self, device: torch.device, precision: str) -> str | None:
+        return self.reason
+
+    def prepare(self, case: GraphCase, inputs: tuple[torch.Tensor, ...], output_shapes: Sequence[tuple[int, ...]],
+                precision: str) -> Prepared:
+        raise RuntimeError(self.reason)
+
+
+def installed_backends(threads: int) -> dict[str, Backend]:
+    """The backends registered in :data:`BACKEND_GROUP` by installed distributions, by name."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, Backend] = {}
+    for entry in entry_points(group=BACKEND_GROUP):
+        try:
+            found[entry.name] = entry.load()(threads)
+        except Exception as error:  # a broken plugin costs its own rows, not the benchmark
+            found[entry.name] = UnloadableBackend(entry.name, f"{entry.value} could not be loaded "
+                                                  f"({type(error).__name__}: {' '.join(str(error).split())[:160]})")
+    return found

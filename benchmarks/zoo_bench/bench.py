@@ -24,8 +24,9 @@ from typing import Any
 import torch
 
 from zoo_bench.aoti_backend import AotiPackages
-from zoo_bench.backends import Backend, GraphCase, TorchCompile, TorchEager
+from zoo_bench.backends import Backend, GraphCase, TorchCompile, TorchEager, installed_backends
 from zoo_bench.choices import COMPILE_MODES, MEMORY_FORMATS, PRECISIONS, RUNTIMES
+from zoo_bench.executorch_backend import ExecuTorchPrograms
 from zoo_bench.machine import describe_machine, usable_cores
 from zoo_bench.measure import Peak, config_differs, count_gflops, measure_peak
 from zoo_bench.ort_backend import OnnxRuntime, measure_int8_peak
@@ -243,6 +244,8 @@ class Benchmark:
             "torch-compile": TorchCompile(options.compile_mode, options.memory_format),
             "onnxruntime": OnnxRuntime(self.threads, options.cuda_graph),
             "aoti": AotiPackages(),
+            "executorch": ExecuTorchPrograms(self.threads),
+            **installed_backends(self.threads),
             **(backends or {}),
         }
         check_options(options, list(self.backends))

@@ -43,10 +43,10 @@ def _graph_names(text: str | None) -> list[str] | None:
               help="Inputs --int8 calibrates on (default: clamp(2**22 / input values per item, 16, 256)).")
 @click.option("--int8-keep-slower", is_flag=True,
               help="Write the int8 file even where it runs no faster than fp32 on this machine.")
-@click.option("--format", "formats", type=click.Choice(["onnx", "aoti", "web"]), multiple=True,
-              help="aoti also writes GRAPH.pt2 AOTInductor packages; web makes --out a static site running every "
-                   "task in the browser (onnxruntime-web), the export in OUT/models/MODEL. The .onnx files are "
-                   "always written.")
+@click.option("--format", "formats", type=click.Choice(["onnx", "aoti", "executorch", "web"]), multiple=True,
+              help="aoti also writes GRAPH.pt2 AOTInductor packages; executorch writes GRAPH.pte XNNPACK programs "
+                   "(and GRAPH.int8.pte with --int8); web makes --out a static site running every task in the "
+                   "browser (onnxruntime-web), the export in OUT/models/MODEL. The .onnx files are always written.")
 @click.option("--web-webgpu", is_flag=True,
               help="web: ship onnxruntime-web's WebGPU build (27 MB, also runs WASM) instead of the WASM one (14 MB).")
 @click.option("--no-validate", is_flag=True, help="Skip the onnxruntime-against-PyTorch validation.")
@@ -98,7 +98,7 @@ def export_command(model: str, run: Path | None, checkpoint: Path | None, out: P
                             int8=Int8Options(samples=calibration_samples, method=calibration_method,
                                              data=calibration_data, keep_slower=int8_keep_slower)
                             if int8 else None,
-                            aoti="aoti" in formats)
+                            aoti="aoti" in formats, executorch="executorch" in formats)
     directory = export_model(registered, options)
     click.echo(f"export directory: {directory}")
     if site is not None:

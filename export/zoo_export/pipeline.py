@@ -69,6 +69,7 @@ class ExportOptions:
     int8: Int8Options | None = None  # also write GRAPH.int8.onnx where the graph's quality bars hold
     aoti: bool = False  # also write GRAPH.pt2 (AOTInductor package)
     executorch: bool = False  # also write GRAPH.pte (and GRAPH.int8.pte with int8) lowered to XNNPACK
+    executorch_int8: bool = True  # with int8 and executorch: the int8 programs too (False: only the .int8.onnx)
     validate: bool = True
     force: bool = False  # replace a previous zoo export at ``out`` (never anything else)
     trace_batch: int = TRACE_BATCH  # the AOTInductor trace; ONNX files always trace TRACE_BATCH items
@@ -321,7 +322,8 @@ def export_model(model: RegisteredModel, options: ExportOptions) -> Path:
             if options.executorch:
                 from zoo_export.executorch import export_executorch
 
-                int8_pair = (int8_inputs, options.int8) if int8_inputs is not None and options.int8 else None
+                int8_pair = (int8_inputs, options.int8) if (int8_inputs is not None and options.int8
+                                                            and options.executorch_int8) else None
                 (entries[graph.name]["executorch"], entries[graph.name]["executorch_int8"],
                  rows) = export_executorch(stage, graph, runner, options.trace_batch, options.seed, int8_pair,
                                            options.log)

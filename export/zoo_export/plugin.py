@@ -1,4 +1,4 @@
-"""zoo-export's plugin module: the `zoo export` command and the ``onnxruntime`` and ``aoti`` runtimes.
+"""zoo-export's plugin module: the `zoo export` command and the ``onnxruntime``, ``aoti`` and ``executorch`` runtimes.
 
 Imported on every `zoo` start, so it imports neither torch nor onnx nor onnxruntime.
 """
@@ -35,4 +35,9 @@ def zoo_register_runtimes(register: Callable[[RuntimeSpec], None]) -> None:
         name="aoti",
         summary="AOTInductor .pt2 packages (zoo export --format aoti): compiled graphs, no plugin network code",
         loader="zoo_export.aoti:load_aoti_runner",
+    ))
+    register(RuntimeSpec(
+        name="executorch",
+        summary="ExecuTorch .pte programs on XNNPACK (zoo export --format executorch), fp32 or int8, CPU",
+        loader="zoo_export.executorch:load_executorch_runner",
     ))
