@@ -185,3 +185,20 @@ def test_the_shipped_weights_reach_the_held_out_figure_on_real_mnist() -> None:
     mse = float(((reconstruction - images) ** 2).mean())
     assert mse <= HELD_OUT_LIMIT
     assert mse == pytest.approx(ae_plugin.MNIST.metrics["heldout_mse_per_pixel"], abs=2e-4)  # what the card says
+
+
+@pytest.mark.parametrize("plugin_module", ["zoo_ae_mnist.plugin", "zoo_vae_faces.plugin", "zoo_cyclegan_hair.plugin"])
+def test_every_shipped_weights_file_matches_its_declaration_and_loads(plugin_module: str) -> None:
+    plugin = pytest.importorskip(plugin_module)
+    from zoo_core.models import load_model
+    from zoo_core.weights import shipped_file
+
+    model = RegisteredModel(plugin.SPEC, plugin_module.split(".")[0], "0.0.0+test")
+    for declared_weights in model.spec.weights:
+        path = shipped_file(declared_weights)
+        assert path is not None and path.stat().st_size == declared_weights.size < 10 * 1024 * 1024
+        assert resolve_weights(model, declared_weights.name) == path  # sha256 and config checked
+        loaded = load_model(model, checkpoint=path, device="cpu", log=None)
+        assert loaded.config["preset"] == declared_weights.preset
+        assert not any(key.startswith("opt/") for key in __import__("safetensors").safe_open(
+            str(path), "pt").keys())  # inference weights only
