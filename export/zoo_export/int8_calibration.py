@@ -26,9 +26,11 @@ ACTIVATION_BUDGET = 256 << 20  # bytes of intermediate outputs held per chunk
 MAX_CHUNK = 16
 BINS = 2048  # histogram bins per tensor (the entropy and percentile methods)
 PERCENTILE = 99.999  # the percentile method keeps this share of each tensor's values (both tails cut evenly)
+ENTROPY_KEEP = 0.999  # the entropy method keeps at least this share of each side's values
 ENTROPY_LEVELS = 128  # quantized levels the entropy method compares each candidate clipping against
 SAMPLE_ELEMENTS = 1 << 22  # the sample rule: about 4M input values seen, see sample_rule
 MIN_SAMPLES, MAX_SAMPLES = 16, 256
+MIN_HISTOGRAM_VALUES = 1 << 14  # fewer values seen than this: a clipping rule has too little to go on, keep min/max
 
 
 def sample_rule(input_elements_per_item: int) -> int:
@@ -140,8 +142,10 @@ def _side_width(counts: np.ndarray) -> int:
     counts[0] = 0  # the bin at zero: a Relu's exact zeros are kept at any clipping and would skew the comparison
     if size <= ENTROPY_LEVELS or counts.sum() == 0:
         return size
+    # never clip more than ENTROPY_KEEP of a side's values: on a sharp peak the KL rule alone cuts into the tail
+    narrowest = max(ENTROPY_LEVELS, int(np.searchsorted(np.cumsum(counts), ENTROPY_KEEP * counts.sum())) + 1)
     best, best_width = math.inf, size
-    for width in np.unique(np.linspace(ENTROPY_LEVELS, size, 64).astype(int)):
+    for width in np.unique(np.linspace(min(narrowest, size), size, 64).astype(int)):
         kept = counts[:width].astype(np.float64)
         reference = kept.copy()
         reference[-1] += counts[width:].sum()
@@ -192,6 +196,11 @@ def collect_ranges(model_path: Path, source: Source, methods: Sequence[str] = ("
 
     started = time.perf_counter()
     model, names = augmented(model_path)
+    import onnx
+
+    plain = onnx.load(str(model_path), load_external_data=False).graph
+    ends = {v.name for v in [*plain.input, *plain.output]}
+    del plain
     session = _session(model, threads)
     outputs = [o.name for o in session.get_outputs()]
     inputs = [i.name for i in session.get_inputs()]
@@ -235,6 +244,7 @@ def collect_ranges(model_path: Path, source: Source, methods: Sequence[str] = ("
         passes = 2
         edges = {n: np.linspace(lo, hi if hi > lo else lo + 1e-6, BINS + 1) for n, (lo, hi) in spans.items()}
         counts = {n: np.zeros(BINS, dtype=np.int64) for n in names}
+        minmax = {n: (min(lo, 0.0), max(hi, 0.0)) for n, (lo, hi) in spans.items()}
         for start, stop in _chunks(source.count, chunk):
             values = run(start, stop)
             for i in wanted:
@@ -247,10 +257,14 @@ def collect_ranges(model_path: Path, source: Source, methods: Sequence[str] = ("
             del values
             if tick:
                 tick(stop - start)
+        # the graph's own inputs and outputs keep their whole range: clipping an output is an error the user sees
+        full = {n for n in names if n in ends or counts[n].sum() < MIN_HISTOGRAM_VALUES}
         if "percentile" in methods:
-            by_method["percentile"] = {n: _percentile_range(counts[n], edges[n]) for n in names}
+            by_method["percentile"] = {n: minmax[n] if n in full else _percentile_range(counts[n], edges[n])
+                                       for n in names}
         if "entropy" in methods:
-            by_method["entropy"] = {n: _entropy_range(counts[n], edges[n]) for n in names}
+            by_method["entropy"] = {n: minmax[n] if n in full else _entropy_range(counts[n], edges[n])
+                                    for n in names}
     return Ranges(by_method, source.count, chunk, passes, time.perf_counter() - started)
 
 
