@@ -127,3 +127,25 @@ def test_push_writes_the_card_and_uploads_it_with_hfapi(run: Path, tmp_path: Pat
     assert RecordingApi.calls[1][1]["revision"] == "main"
     bad = zoo("push", run, "hf://not a repo")
     assert bad.exit_code == 2 and bad.stderr.count("\n") == 1
+
+
+def test_card_publishes_an_export_of_the_same_checkpoint_only(run: Path, tmp_path: Path) -> None:
+    from zoo_core.checkpoint import file_sha256
+    from zoo_core.weights import read_metadata
+
+    export = tmp_path / "export"  # the manifest fields the card checks; the exporter is tested in export/tests
+    export.mkdir()
+    best = run / "checkpoints" / "best.safetensors"
+    manifest = {"format": "zoo-export", "model": "ae_mnist", "config": read_metadata(best)["config"],
+                "source": {"checkpoint": str(best), "sha256": file_sha256(best)}}
+    (export / "manifest.json").write_text(json.dumps(manifest))
+    (export / "decoder.onnx").write_bytes(b"onnx bytes")
+    (export / ".decoder.onnx.1234abcd.tmp").write_bytes(b"a killed write")
+    result = zoo("card", run, "--out", tmp_path / "repo", "--export", export)
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "repo" / "export").iterdir()) == ["decoder.onnx", "manifest.json"]
+    assert json.loads((tmp_path / "repo" / "config.json").read_text())["export"] == "export"
+    assert "--runtime onnxruntime --export export" in (tmp_path / "repo" / "README.md").read_text()
+    other = zoo("card", run, "--out", tmp_path / "other", "--export", export, "--which", "last")
+    assert other.exit_code == 2 and "made from another checkpoint" in other.stderr
+    assert not (tmp_path / "other").exists()
