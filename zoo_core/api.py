@@ -71,7 +71,7 @@ _EXPORTS: dict[str, str] = {
     "make_portraits": "zoo_core.data.procedural:make_portraits",
     "PORTRAIT_LABELS": "zoo_core.data.procedural:PORTRAIT_LABELS",
     "cached": "zoo_core.data.procedural:cached",
-    "cache_root": "zoo_core.data.procedural:cache_root",
+    "cache_root": "zoo_core.data.cache:cache_root",
     "load_mnist": "zoo_core.data.mnist:load_mnist",
     "load_image_folder": "zoo_core.data.folders:load_image_folder",
     "image_files": "zoo_core.data.folders:image_files",

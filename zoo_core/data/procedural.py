@@ -7,11 +7,10 @@ on every machine.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from zoo_core import io as zio
+from zoo_core.data.cache import cache_root, read_image_set, write_image_set
 from zoo_core.data.errors import DataError
 from zoo_core.data.imageset import ImageSet
 
@@ -188,6 +187,7 @@ def make_digits(n: int, seed: int, size: int = 28) -> ImageSet:
 
 # -- portraits ---------------------------------------------------------------------------------------------------
 Colour = tuple[int, int, int]
+Strands = list[tuple[tuple[float, ...], float, float]]
 _SKIN = np.array([(246, 214, 192), (232, 190, 160), (205, 150, 112), (170, 112, 78), (120, 78, 52), (84, 54, 38)])
 _BLOND = np.array([(246, 226, 150), (236, 204, 112), (222, 184, 96), (250, 234, 176), (214, 170, 80)])
 _BLACK = np.array([(18, 16, 15), (30, 24, 21), (12, 12, 17), (42, 32, 27), (24, 22, 26)])
@@ -240,7 +240,7 @@ class _Portrait:
         self.image.paste(Image.new("RGB", (self.w, self.w), colour), (0, 0), alpha)
         getattr(self.mask_draw, shape)(box, fill=0, **kwargs)
 
-    def hair(self, shape: Image.Image, colour: Colour, strands: list[tuple[tuple[float, ...], float, float]],
+    def hair(self, shape: Image.Image, colour: Colour, strands: Strands,
              head: bool = True) -> None:
         """Paint hair where ``shape`` is set: the colour with darker and lighter strands; head hair joins the hair
         mask, other hair (a beard) hides the mask under it."""
@@ -254,92 +254,151 @@ class _Portrait:
         self.mask.paste(255 if head else 0, (0, 0), shape)
 
 
+@dataclass
+class _Face:
+    """Where one portrait's parts go, filled in as the steps of :func:`_draw_portrait` draw them (each step draws
+    from the random generator in a fixed order, so a seed gives the same portrait in every release)."""
+
+    canvas: int
+    male: bool
+    cx: float
+    cy: float
+    fw: float  # half width of the face
+    fh: float  # half height
+    skin: Colour
+    hair_colour: Colour
+    line: int
+    shoulder_top: float = 0.0
+    style: int = 0  # 0 short, 1 long, 2 bob
+    top: float = 0.0  # where the hair starts above the head
+    ear_y: float = 0.0
+    eye_y: float = 0.0
+    eye_dx: float = 0.0
+    ew: float = 0.0
+    eh: float = 0.0
+    brow_lift: float = 0.0
+    mouth_y: float = 0.0
+    mw: float = 0.0
+
+
+def _strands(rng: np.random.Generator, x0: float, y0: float, x1: float, y1: float, count: int) -> Strands:
+    """``count`` arcs in the box, the darker and lighter strands :meth:`_Portrait.hair` paints."""
+    u = rng.uniform
+    out = []
+    for _ in range(count):
+        rx, ry = u(0.3, 0.9) * (x1 - x0) / 2, u(0.4, 1.0) * (y1 - y0) / 2
+        mx, my = u(x0 + rx * 0.5, x1 - rx * 0.5), u(y0, y1)
+        start = u(180, 300)
+        out.append(((mx - rx, my - ry, mx + rx, my + ry), start, start + u(40, 120)))
+    return out
+
+
 def _draw_portrait(canvas: int, rng: np.random.Generator, glasses: bool, male: bool, blond: bool,
                    background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One portrait and its hair mask, drawn back to front."""
     w = float(canvas)
     p = _Portrait(canvas, rng, background)
     u = rng.uniform
     cx, cy = w * (0.5 + rng.normal(0, 0.015)), w * u(0.5, 0.55)
-    fw = w * (u(0.185, 0.215) if male else u(0.165, 0.195))  # half width of the face
-    fh = w * u(0.235, 0.265)  # half height
+    fw = w * (u(0.185, 0.215) if male else u(0.165, 0.195))
+    fh = w * u(0.235, 0.265)
     skin = _colour(rng, _SKIN, 6)
     hair_colour = _colour(rng, _BLOND, 8) if blond else _colour(rng, _BLACK, 5)
-    line = max(1, round(w / 96))
+    face = _Face(canvas, male, cx, cy, fw, fh, skin, hair_colour, max(1, round(w / 96)))
+    _draw_clothes(p, face)
+    _draw_back_hair(p, face)
+    _draw_head(p, face)
+    _draw_features(p, face)
+    _draw_front_hair(p, face)
+    if male:
+        _draw_beard(p, face)
+    if glasses:
+        _draw_glasses(p, face)
+    return np.asarray(p.image), np.asarray(p.mask)
 
-    def strands(x0: float, y0: float, x1: float, y1: float, count: int) -> list[tuple[tuple[float, ...], float, float]]:
-        out = []
-        for _ in range(count):
-            rx, ry = u(0.3, 0.9) * (x1 - x0) / 2, u(0.4, 1.0) * (y1 - y0) / 2
-            mx, my = u(x0 + rx * 0.5, x1 - rx * 0.5), u(y0, y1)
-            start = u(180, 300)
-            out.append(((mx - rx, my - ry, mx + rx, my + ry), start, start + u(40, 120)))
-        return out
 
-    # Clothes and shoulders, below the head.
-    clothes = _clip(rng.uniform(30, 220, 3))
-    shoulder_top = cy + fh * u(1.05, 1.25)
-    p.draw.ellipse((cx - w * u(0.36, 0.46), shoulder_top, cx + w * u(0.36, 0.46), shoulder_top + w * 0.7), fill=clothes)
+def _draw_clothes(p: _Portrait, f: _Face) -> None:
+    """Clothes and shoulders, below the head."""
+    u = p.rng.uniform
+    clothes = _clip(p.rng.uniform(30, 220, 3))
+    f.shoulder_top = f.cy + f.fh * u(1.05, 1.25)
+    w = float(f.canvas)
+    p.draw.ellipse((f.cx - w * u(0.36, 0.46), f.shoulder_top, f.cx + w * u(0.36, 0.46), f.shoulder_top + w * 0.7),
+                   fill=clothes)
 
-    # Hair behind the head: short, long or a bob, for men and women alike (the male attribute is the beard).
-    style = int(rng.integers(0, 3))
-    back = Image.new("L", (canvas, canvas), 0)
+
+def _draw_back_hair(p: _Portrait, f: _Face) -> None:
+    """Hair behind the head: short, long or a bob, for men and women alike (the male attribute is the beard)."""
+    u, cx, cy, fw, fh = p.rng.uniform, f.cx, f.cy, f.fw, f.fh
+    f.style = int(p.rng.integers(0, 3))
+    back = Image.new("L", (f.canvas, f.canvas), 0)
     back_draw = ImageDraw.Draw(back)
-    top = cy - fh * u(1.12, 1.2)
-    if style == 0:  # short: a close cap
-        back_draw.ellipse((cx - fw * 1.08, top, cx + fw * 1.08, cy + fh * 0.25), fill=255)
-    elif style == 1:  # long hair to the shoulders or past them
+    f.top = cy - fh * u(1.12, 1.2)
+    if f.style == 0:  # short: a close cap
+        back_draw.ellipse((cx - fw * 1.08, f.top, cx + fw * 1.08, cy + fh * 0.25), fill=255)
+    elif f.style == 1:  # long hair to the shoulders or past them
         reach = cy + fh * u(1.3, 2.0)
         side = fw * u(1.25, 1.45)
-        back_draw.ellipse((cx - side, top, cx + side, cy + fh * 0.6), fill=255)
+        back_draw.ellipse((cx - side, f.top, cx + side, cy + fh * 0.6), fill=255)
         back_draw.rounded_rectangle((cx - side, cy - fh * 0.2, cx + side, reach), radius=fw * 0.5, fill=255)
     else:  # bob: chin length, blunt cut
         side = fw * u(1.25, 1.4)
-        back_draw.ellipse((cx - side, top, cx + side, cy + fh * 1.2), fill=255)
-        back_draw.rectangle((0, cy + fh * u(0.55, 0.8), canvas, canvas), fill=0)
-    p.hair(back, hair_colour, strands(cx - fw * 1.4, top, cx + fw * 1.4, cy + fh, 10))
+        back_draw.ellipse((cx - side, f.top, cx + side, cy + fh * 1.2), fill=255)
+        back_draw.rectangle((0, cy + fh * u(0.55, 0.8), f.canvas, f.canvas), fill=0)
+    p.hair(back, f.hair_colour, _strands(p.rng, cx - fw * 1.4, f.top, cx + fw * 1.4, cy + fh, 10))
 
-    # Neck, ears and face hide the hair behind them.
-    neck = _shade(skin, 0.9)
-    p.occlude("rectangle", (cx - fw * 0.42, cy + fh * 0.3, cx + fw * 0.42, shoulder_top + fh * 0.15), neck)
-    ear_y = cy - fh * u(0.05, 0.12)
+
+def _draw_head(p: _Portrait, f: _Face) -> None:
+    """Neck, ears and face; they hide the hair behind them."""
+    u, cx, cy, fw, fh, skin = p.rng.uniform, f.cx, f.cy, f.fw, f.fh, f.skin
+    p.occlude("rectangle", (cx - fw * 0.42, cy + fh * 0.3, cx + fw * 0.42, f.shoulder_top + fh * 0.15),
+              _shade(skin, 0.9))
+    f.ear_y = cy - fh * u(0.05, 0.12)
     for sign in (-1, 1):
         ex = cx + sign * fw * 0.97
-        p.occlude("ellipse", (ex - fw * 0.13, ear_y - fh * 0.16, ex + fw * 0.13, ear_y + fh * 0.16), _shade(skin, 0.95))
+        p.occlude("ellipse", (ex - fw * 0.13, f.ear_y - fh * 0.16, ex + fw * 0.13, f.ear_y + fh * 0.16),
+                  _shade(skin, 0.95))
     p.occlude("ellipse", (cx - fw, cy - fh, cx + fw, cy + fh), skin)
-    if male:  # a broader jaw
+    if f.male:  # a broader jaw
         p.occlude("rounded_rectangle", (cx - fw * 0.9, cy, cx + fw * 0.9, cy + fh * 0.93), skin, radius=fw * 0.55)
 
-    # Eyes, brows, nose and mouth.
-    eye_y = cy - fh * u(0.02, 0.12)
-    eye_dx = fw * u(0.36, 0.44)
-    ew, eh = fw * u(0.14, 0.19), fh * u(0.06, 0.08)
+
+def _draw_features(p: _Portrait, f: _Face) -> None:
+    """Eyes, brows, nose and mouth."""
+    u, rng, cx, cy, fw, fh, line = p.rng.uniform, p.rng, f.cx, f.cy, f.fw, f.fh, f.line
+    f.eye_y = eye_y = cy - fh * u(0.02, 0.12)
+    f.eye_dx = fw * u(0.36, 0.44)
+    f.ew, f.eh = ew, eh = fw * u(0.14, 0.19), fh * u(0.06, 0.08)
     iris = _colour(rng, _IRIS, 8)
-    brow = _clip(np.array(hair_colour) * 0.55 + np.array(skin) * 0.15)
-    brow_lift = fh * u(0.14, 0.2)
+    brow = _clip(np.array(f.hair_colour) * 0.55 + np.array(f.skin) * 0.15)
+    f.brow_lift = fh * u(0.14, 0.2)
     for sign in (-1, 1):
-        ex = cx + sign * eye_dx
+        ex = cx + sign * f.eye_dx
         p.draw.ellipse((ex - ew, eye_y - eh, ex + ew, eye_y + eh), fill=(245, 245, 240))
         r = eh * 0.95
         p.draw.ellipse((ex - r, eye_y - r, ex + r, eye_y + r), fill=iris)
         p.draw.ellipse((ex - r * 0.45, eye_y - r * 0.45, ex + r * 0.45, eye_y + r * 0.45), fill=(10, 10, 10))
-        if not male:  # lashes: a dark upper lid
+        if not f.male:  # lashes: a dark upper lid
             p.draw.arc((ex - ew, eye_y - eh, ex + ew, eye_y + eh), 190, 350, fill=(20, 15, 15), width=line * 2)
-        by = eye_y - brow_lift
+        by = eye_y - f.brow_lift
         p.draw.line([(ex - sign * ew * 0.9, by + fh * 0.02), (ex + sign * ew * 1.1, by - fh * 0.02)], fill=brow,
-                    width=line * (3 if male else 2))
+                    width=line * (3 if f.male else 2))
     nose_y = cy + fh * u(0.22, 0.32)
     p.draw.arc((cx - fw * 0.12, nose_y - fh * 0.08, cx + fw * 0.12, nose_y + fh * 0.04), 20, 160,
-               fill=_shade(skin, 0.7), width=line * 2)
-    mouth_y = cy + fh * u(0.5, 0.6)
-    mw = fw * u(0.28, 0.42)
-    lips = _clip(np.array((200, 60, 70)) * 0.8 + np.array(skin) * 0.2) if not male else _shade(skin, 0.72)
-    p.draw.chord((cx - mw, mouth_y - fh * 0.1, cx + mw, mouth_y + fh * u(0.06, 0.14)), 0, 180, fill=lips)
+               fill=_shade(f.skin, 0.7), width=line * 2)
+    f.mouth_y = cy + fh * u(0.5, 0.6)
+    f.mw = mw = fw * u(0.28, 0.42)
+    lips = _clip(np.array((200, 60, 70)) * 0.8 + np.array(f.skin) * 0.2) if not f.male else _shade(f.skin, 0.72)
+    p.draw.chord((cx - mw, f.mouth_y - fh * 0.1, cx + mw, f.mouth_y + fh * u(0.06, 0.14)), 0, 180, fill=lips)
 
-    # Hair in front: a cap with a hairline over short hair, a frame round the face with a fringe or parting over
-    # long hair and bobs.
-    front = Image.new("L", (canvas, canvas), 0)
+
+def _draw_front_hair(p: _Portrait, f: _Face) -> None:
+    """Hair in front: a cap with a hairline over short hair, a frame round the face with a fringe or parting over
+    long hair and bobs."""
+    u, rng, cx, cy, fw, fh, top = p.rng.uniform, p.rng, f.cx, f.cy, f.fw, f.fh, f.top
+    front = Image.new("L", (f.canvas, f.canvas), 0)
     front_draw = ImageDraw.Draw(front)
-    if style == 0:
+    if f.style == 0:
         cut = int(rng.integers(0, 3))
         height = u(1.15, 1.35) if cut == 1 else u(1.08, 1.16)  # cut 1: a quiff
         front_draw.ellipse((cx - fw * 1.1, cy - fh * height, cx + fw * 1.1, cy + fh * 0.3), fill=255)
@@ -351,7 +410,7 @@ def _draw_portrait(canvas: int, rng: np.random.Generator, glasses: bool, male: b
     else:
         side = fw * u(1.12, 1.25)
         front_draw.ellipse((cx - side, top, cx + side, cy + fh * u(0.5, 0.9)), fill=255)
-        fringe = eye_y - brow_lift - fh * u(0.08, 0.2)
+        fringe = f.eye_y - f.brow_lift - fh * u(0.08, 0.2)
         if rng.random() < 0.5:  # a straight fringe
             front_draw.rectangle((cx - fw * 0.82, fringe, cx + fw * 0.82, cy + fh * 2), fill=0)
         else:  # a side parting: a high forehead with a lock swept down to one side
@@ -361,47 +420,50 @@ def _draw_portrait(canvas: int, rng: np.random.Generator, glasses: bool, male: b
             front_draw.polygon([(part, top + fh * 0.1), (part + sweep * fw * 0.5, top + fh * 0.1),
                                 (cx + sweep * fw * 0.95, fringe + fh * u(0.1, 0.3)),
                                 (cx + sweep * fw * 0.6, fringe + fh * 0.05)], fill=255)
-    p.hair(front, hair_colour, strands(cx - fw * 1.2, top, cx + fw * 1.2, cy, 8))
+    p.hair(front, f.hair_colour, _strands(rng, cx - fw * 1.2, top, cx + fw * 1.2, cy, 8))
 
-    # A dark full beard and moustache: the male attribute's sign, on every man so that it survives the averaging
-    # of encodings (a mean of goatees, moustaches and bare chins reads as neither). Facial hair, not head hair:
-    # it stays out of the hair mask, so recolouring hair leaves it alone.
-    if male:
-        beard = Image.new("L", (canvas, canvas), 0)
-        beard_draw = ImageDraw.Draw(beard)
-        cheek = u(0.2, 0.6)  # how far up the cheeks it grows
-        beard_draw.ellipse((cx - fw * 0.99, cy - fh * 0.9, cx + fw * 0.99, cy + fh * 1.08), fill=255)
-        beard_draw.ellipse((cx - fw * 0.92, cy - fh * 1.6, cx + fw * 0.92, cy + fh * cheek), fill=0)
-        beard_draw.ellipse((cx - mw * 1.1, mouth_y - fh * 0.1, cx + mw * 1.1, cy + fh * 1.06), fill=255)
-        moustache = fh * u(0.07, 0.11)
-        beard_draw.rounded_rectangle((cx - mw * 1.05, mouth_y - fh * 0.12 - moustache, cx + mw * 1.05,
-                                      mouth_y - fh * 0.08), radius=moustache / 2, fill=255)
-        beard_draw.chord((cx - mw * 0.85, mouth_y - fh * 0.06, cx + mw * 0.85, mouth_y + fh * 0.1), 0, 180, fill=0)
-        beard_colour = _clip(np.array(hair_colour) * 0.3 + 12)
-        p.hair(beard, beard_colour, strands(cx - fw, mouth_y - fh * 0.2, cx + fw, cy + fh, 6), head=False)
 
-    # Glasses: tinted lenses in thick frames over both eyes, a bridge and the arms to the ears. Bold on
-    # purpose: frames a pixel wide at 64² are below what the quick VAE reconstructs, so no model could carry them.
-    if glasses:
-        frame = _colour(rng, _FRAMES, 6)
-        thick = max(2, round(w * u(0.028, 0.04)))
-        lens_w, lens_h = ew * u(1.5, 1.75), eh * u(2.8, 3.4)
-        lens, opacity = _colour(rng, _LENS, 6), u(0.4, 0.6)
-        round_lens = rng.random() < 0.5
-        for sign in (-1, 1):
-            ex = cx + sign * eye_dx
-            box = (ex - lens_w, eye_y - lens_h, ex + lens_w, eye_y + lens_h)
-            if round_lens:
-                p.tint("ellipse", box, lens, opacity)
-                p.occlude("ellipse", box, None, outline=frame, width=thick)
-            else:
-                p.tint("rounded_rectangle", box, lens, opacity, radius=lens_h * 0.5)
-                p.occlude("rounded_rectangle", box, None, radius=lens_h * 0.5, outline=frame, width=thick)
-            p.occlude("line", [(ex + sign * lens_w, eye_y - lens_h * 0.3), (cx + sign * fw * 0.98, ear_y)], frame,
-                      width=thick)
-        p.occlude("line", [(cx - eye_dx + lens_w, eye_y - lens_h * 0.2), (cx + eye_dx - lens_w, eye_y - lens_h * 0.2)],
-                  frame, width=thick)
-    return np.asarray(p.image), np.asarray(p.mask)
+def _draw_beard(p: _Portrait, f: _Face) -> None:
+    """A dark full beard and moustache: the male attribute's sign, on every man so that it survives the averaging
+    of encodings (a mean of goatees, moustaches and bare chins reads as neither). Facial hair, not head hair: it
+    stays out of the hair mask, so recolouring hair leaves it alone."""
+    u, cx, cy, fw, fh, mw, mouth_y = p.rng.uniform, f.cx, f.cy, f.fw, f.fh, f.mw, f.mouth_y
+    beard = Image.new("L", (f.canvas, f.canvas), 0)
+    beard_draw = ImageDraw.Draw(beard)
+    cheek = u(0.2, 0.6)  # how far up the cheeks it grows
+    beard_draw.ellipse((cx - fw * 0.99, cy - fh * 0.9, cx + fw * 0.99, cy + fh * 1.08), fill=255)
+    beard_draw.ellipse((cx - fw * 0.92, cy - fh * 1.6, cx + fw * 0.92, cy + fh * cheek), fill=0)
+    beard_draw.ellipse((cx - mw * 1.1, mouth_y - fh * 0.1, cx + mw * 1.1, cy + fh * 1.06), fill=255)
+    moustache = fh * u(0.07, 0.11)
+    beard_draw.rounded_rectangle((cx - mw * 1.05, mouth_y - fh * 0.12 - moustache, cx + mw * 1.05,
+                                  mouth_y - fh * 0.08), radius=moustache / 2, fill=255)
+    beard_draw.chord((cx - mw * 0.85, mouth_y - fh * 0.06, cx + mw * 0.85, mouth_y + fh * 0.1), 0, 180, fill=0)
+    beard_colour = _clip(np.array(f.hair_colour) * 0.3 + 12)
+    p.hair(beard, beard_colour, _strands(p.rng, cx - fw, mouth_y - fh * 0.2, cx + fw, cy + fh, 6), head=False)
+
+
+def _draw_glasses(p: _Portrait, f: _Face) -> None:
+    """Tinted lenses in thick frames over both eyes, a bridge and the arms to the ears. Bold on purpose: frames a
+    pixel wide at 64² are below what the quick VAE reconstructs, so no model could carry them."""
+    u, rng, cx, fw, eye_y, eye_dx = p.rng.uniform, p.rng, f.cx, f.fw, f.eye_y, f.eye_dx
+    frame = _colour(rng, _FRAMES, 6)
+    thick = max(2, round(float(f.canvas) * u(0.028, 0.04)))
+    lens_w, lens_h = f.ew * u(1.5, 1.75), f.eh * u(2.8, 3.4)
+    lens, opacity = _colour(rng, _LENS, 6), u(0.4, 0.6)
+    round_lens = rng.random() < 0.5
+    for sign in (-1, 1):
+        ex = cx + sign * eye_dx
+        box = (ex - lens_w, eye_y - lens_h, ex + lens_w, eye_y + lens_h)
+        if round_lens:
+            p.tint("ellipse", box, lens, opacity)
+            p.occlude("ellipse", box, None, outline=frame, width=thick)
+        else:
+            p.tint("rounded_rectangle", box, lens, opacity, radius=lens_h * 0.5)
+            p.occlude("rounded_rectangle", box, None, radius=lens_h * 0.5, outline=frame, width=thick)
+        p.occlude("line", [(ex + sign * lens_w, eye_y - lens_h * 0.3), (cx + sign * fw * 0.98, f.ear_y)], frame,
+                  width=thick)
+    p.occlude("line", [(cx - eye_dx + lens_w, eye_y - lens_h * 0.2), (cx + eye_dx - lens_w, eye_y - lens_h * 0.2)],
+              frame, width=thick)
 
 
 def _backgrounds(rng: np.random.Generator, canvas: int) -> Callable[[], np.ndarray]:
@@ -451,55 +513,9 @@ def make_portraits(n: int, seed: int, size: int = 64) -> ImageSet:
 GENERATORS: dict[str, Callable[[int, int, int], ImageSet]] = {"digits": make_digits, "portraits": make_portraits}
 
 
-def cache_root() -> Path:
-    """$ZOO_CACHE_DIR, else $XDG_CACHE_HOME/zoo, else ~/.cache/zoo."""
-    if os.environ.get("ZOO_CACHE_DIR"):
-        return Path(os.environ["ZOO_CACHE_DIR"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "zoo"
-    return Path.home() / ".cache" / "zoo"
-
-
 def cache_dir(kind: str, n: int, seed: int, size: int) -> Path:
     """The folder holding one generated set; the version in its name retires caches of older drawing code."""
     return cache_root() / "procedural" / f"{kind}-v{GENERATOR_VERSION}" / f"n{n}-seed{seed}-size{size}"
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with zio.atomic_path(path) as tmp, open(tmp, "wb") as handle:  # a file handle: np.save would append .npy
-        np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
-
-
-def _write_cache(folder: Path, data: ImageSet) -> None:
-    files = {"images.npy": data.images.numpy()}
-    files.update({f"label-{name}.npy": values.numpy() for name, values in data.labels.items()})
-    if data.masks is not None:
-        files["masks.npy"] = data.masks.numpy()
-    for name, array in files.items():
-        _save_npy(folder / name, array)
-    # meta.json goes last: its presence says every array beside it is complete.
-    meta = {"version": GENERATOR_VERSION, "count": len(data), "labels": list(data.labels),
-            "classes": data.classes, "masks": data.masks is not None, "shape": list(data.images.shape)}
-    zio.write_json(folder / "meta.json", meta)
-
-
-def _read_cache(folder: Path) -> ImageSet:
-    """The cached set, or an exception of any kind when a file is missing, truncated or inconsistent."""
-    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    if meta["version"] != GENERATOR_VERSION:
-        raise ValueError("stale generator version")
-    images = np.load(folder / "images.npy", allow_pickle=False)
-    if list(images.shape) != meta["shape"] or images.dtype != np.uint8:
-        raise ValueError("images do not match meta.json")
-    labels = {}
-    for name in meta["labels"]:
-        values = np.load(folder / f"label-{name}.npy", allow_pickle=False)
-        if values.shape != (meta["count"],) or values.dtype != np.int64:
-            raise ValueError(f"label {name} does not match meta.json")
-        labels[name] = torch.from_numpy(values)
-    masks = torch.from_numpy(np.load(folder / "masks.npy", allow_pickle=False)) if meta["masks"] else None
-    return ImageSet(images=torch.from_numpy(images), labels=labels, masks=masks,
-                    classes={name: list(values) for name, values in meta["classes"].items()})
 
 
 def cached(kind: str, n: int, seed: int, size: int) -> ImageSet:
@@ -509,12 +525,12 @@ def cached(kind: str, n: int, seed: int, size: int) -> ImageSet:
     folder = cache_dir(kind, n, seed, size)
     if (folder / "meta.json").is_file():
         try:
-            return _read_cache(folder)
+            return read_image_set(folder, GENERATOR_VERSION)
         except (OSError, ValueError, KeyError, TypeError, EOFError):  # a damaged cache is rebuilt, never fatal
             pass
     data = GENERATORS[kind](n, seed, size)
     try:
-        _write_cache(folder, data)
+        write_image_set(folder, data, GENERATOR_VERSION)
     except OSError as error:  # a read-only or full cache disk only costs the next run a regeneration
         print(f"zoo: could not cache {kind} data in {folder} ({error}); continuing without the cache",
               file=sys.stderr)
