@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -42,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/zoo-int8-trained"))
     parser.add_argument("--book-steps", type=int, default=200)
+    parser.add_argument("--book-until", help="HH:MM (UTC): stop the book training then (SIGINT: it checkpoints) "
+                        "and measure the steps it reached")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip", action="append", default=[], choices=sorted(RUNS), help="leave a run out")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks/results/int8_trained.json")
@@ -60,17 +64,31 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def timed(command: list[str], log: Path) -> dict[str, Any]:
-    """Run ``command`` under GNU time: wall seconds, peak RSS (MiB), exit status; output to ``log``."""
+def timed(command: list[str], log: Path, interrupt_after: float | None = None) -> dict[str, Any]:
+    """Run ``command`` under GNU time: wall seconds, peak RSS (MiB), exit status; output to ``log``. With
+    ``interrupt_after``, the command gets SIGINT after that many seconds (zoo train then saves a checkpoint)."""
     stats = log.with_suffix(".time")
     started = time.perf_counter()
+    interrupted = False
     with log.open("w") as out:
-        done = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", str(stats), *command], stdout=out,
-                              stderr=subprocess.STDOUT, check=False)
+        child = subprocess.Popen(["/usr/bin/time", "-f", "%e %M", "-o", str(stats), *command], stdout=out,
+                                 stderr=subprocess.STDOUT)
+        try:
+            child.wait(timeout=interrupt_after)
+        except subprocess.TimeoutExpired:
+            interrupted = True
+            for process in _children(child.pid):  # the zoo process under GNU time
+                os.kill(process, signal.SIGINT)
+            child.wait()
     seconds, rss_kib = stats.read_text().split()[-2:]
-    return {"command": shlex.join(command[2:] if command[:2] == ZOO[:2] else command), "returncode": done.returncode,
+    return {"command": shlex.join(command[2:] if command[:2] == ZOO[:2] else command), "returncode": child.returncode,
             "seconds": round(time.perf_counter() - started, 1), "time_seconds": float(seconds),
-            "peak_rss_mib": round(int(rss_kib) / 1024, 1), "log": str(log)}
+            "peak_rss_mib": round(int(rss_kib) / 1024, 1), "log": str(log), "interrupted": interrupted}
+
+
+def _children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in found.read_text().split()] if found.is_file() else []
 
 
 def train(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -81,8 +99,15 @@ def train(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if (run / "checkpoints" / "last.safetensors").is_file():
         return {"run": str(run), "reused": True, "arguments": extra}
     command = [*ZOO, "train", model, *extra, "--out", str(run), "--threads", str(args.threads), "--no-progress"]
-    return {"run": str(run), "reused": False, "arguments": extra,
-            **timed(command, args.work / f"train-{name}.log")}
+    limit = None
+    if name == "cyclegan_book" and args.book_until:
+        hour, minute = map(int, args.book_until.split(":"))
+        now = datetime.now(UTC)
+        limit = max(60.0, (now.replace(hour=hour, minute=minute, second=0) - now).total_seconds())
+    result = timed(command, args.work / f"train-{name}.log", limit)
+    steps = re.findall(r"at step (\d+)", Path(result["log"]).read_text())
+    return {"run": str(run), "reused": False, "arguments": extra, "steps_reached": int(steps[-1]) if steps else None,
+            **result}
 
 
 def steps_of(run: Path) -> int | None:
@@ -110,6 +135,40 @@ def export(name: str, run: Path, args: argparse.Namespace) -> tuple[dict[str, An
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if result["returncode"] == 0 and manifest_path.is_file() else None
     return result, manifest
+
+
+CALIBRATE = """
+import json, resource, sys, time
+import numpy as np
+from pathlib import Path
+from zoo_export.int8_calibration import ArraySource, collect_ranges, sample_rule
+from zoo_export.quantize import preprocess
+fp32, work = Path(sys.argv[1]), Path(sys.argv[2])
+pre = work / "calibration-pre.onnx"
+preprocess(fp32, pre)
+import onnx
+dims = onnx.load(str(pre), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+shape = [d.dim_value or 1 for d in dims]
+count = sample_rule(int(np.prod(shape[1:])))
+data = np.clip(np.random.default_rng(0).standard_normal([count, *shape[1:]]).astype(np.float32) * 0.5, -1, 1)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.perf_counter()
+ranges = collect_ranges(pre, ArraySource([data]), ("minmax", "entropy", "percentile"))
+print(json.dumps({"samples": count, "chunk": ranges.chunk, "passes": ranges.passes,
+                  "seconds": round(time.perf_counter() - started, 1),
+                  "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                  "rss_before_mib": round(before / 1024, 1)}))
+"""
+
+
+def calibration_alone(fp32: Path, work: Path) -> dict[str, Any]:
+    """The bounded calibration of one graph in a fresh process (all three methods, the rule's sample count):
+    its time and the process's peak RSS, apart from the export's validation and torch reference."""
+    done = subprocess.run([sys.executable, "-c", CALIBRATE, str(fp32), str(work)], capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def time_files(fp32: Path, int8: Path, threads: int) -> dict[str, Any]:
@@ -141,6 +200,7 @@ def graphs_of(manifest: dict[str, Any], export_dir: Path, threads: int) -> list[
                "export_speedup": int8.get("speedup") if int8 else None, "speed_batch": search.get("speed_batch"),
                "quality": int8["quality"] if int8 else None, "calibration": search.get("calibration"),
                "candidates": search.get("candidates", []), "sensitivity": search.get("sensitivity", [])}
+        row["calibration_alone"] = calibration_alone(export_dir / entry["file"], export_dir.parent)
         if int8 is not None:
             row["timed_here"] = time_files(export_dir / entry["file"], export_dir / int8["file"], threads)
         rows.append(row)
@@ -177,6 +237,14 @@ def markdown(result: dict[str, Any]) -> str:
                          f"{len(row['fp32_layers']) if row['fp32_layers'] is not None else '–'} | "
                          f"{psnr_value if psnr_value is None else f'{psnr_value:.1f}'} | {other or '–'} | {speed} | "
                          f"{again or '–'} |")
+    lines += ["", "Calibration alone (a fresh process: the rule's sample count, minmax + entropy + percentile ranges "
+              "in two passes; time and peak RSS of the process, model loading included):", ""]
+    for name, part in result["runs"].items():
+        for row in part.get("graphs", []):
+            alone = row.get("calibration_alone") or {}
+            if "seconds" in alone:
+                lines.append(f"- {name}/{row['graph']}: {alone['samples']} samples, chunk {alone['chunk']}, "
+                             f"{alone['seconds']} s, peak RSS {alone['peak_rss_mib']} MiB")
     lines += ["", "Why each graph ended as it did (the export's own words, `int8_search.why` in the manifest):", ""]
     for name, part in result["runs"].items():
         for row in part.get("graphs", []):
@@ -214,9 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         part["train"] = training = train(name, args)
         run = Path(training["run"])
         part["steps"] = steps_of(run)
-        if part["steps"] is None and name == "cyclegan_book" and training.get("returncode", 0) == 0:
-            part["steps"] = args.book_steps  # shorter than an epoch: no metrics line; the run stopped at --max-steps
-        if training.get("returncode", 0) != 0:
+        if part["steps"] is None and name == "cyclegan_book":
+            part["steps"] = training.get("steps_reached")  # shorter than an epoch: no metrics line
+        if training.get("returncode", 0) != 0 and not training.get("interrupted"):
             part["error"] = f"training failed, see {training['log']}"
         else:
             part["export"], manifest = export(name, run, args)

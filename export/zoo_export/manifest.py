@@ -126,8 +126,11 @@ class ExportRecord:
             return self.directory / entry["file"]
         if precision == "int8":
             if not entry.get("int8"):
-                raise ZooError(f"export {self.directory} has no int8 file for graph {graph!r}; export again with "
-                               f"`zoo export {self.model} --int8` (a graph that misses its quality bar gets none)")
+                why = (entry.get("int8_search") or {}).get("why")
+                raise ZooError(f"export {self.directory} has no int8 file for graph {graph!r}"
+                               + (f" ({why})" if isinstance(why, str) else "") + "; export again with "
+                               f"`zoo export {self.model} --int8` (a graph that misses its quality bar or whose "
+                               "int8 is not faster than fp32 gets none; --int8-keep-slower writes it anyway)")
             return self.directory / entry["int8"]["file"]
         if not entry.get("fp16"):
             raise ZooError(f"export {self.directory} has no fp16 file for graph {graph!r}; "
