@@ -50,8 +50,8 @@ def run_schemathesis(url: str, examples: int, seed: int = 7, request_timeout_s: 
     """Schemathesis (``st run --checks all``) on ``url``'s OpenAPI document; the outcome as a dict.
 
     Keys: ``command``, ``exit_code``, ``generated`` and ``passed`` (test cases), ``failures`` and ``errors``
-    (counts from the summary), ``output`` (the report's first 12,000 characters: the failures come first). A request that hangs past
-    ``request_timeout_s`` is an error, so a hang cannot pass.
+    (counts from the summary), ``output`` (the report's first 12,000 characters: the failures come first).
+    A request that hangs past ``request_timeout_s`` is an error, so a hang cannot pass.
     """
     import re
     import subprocess
