@@ -11,7 +11,8 @@ STAMP := $(VENV)/.installed
 DOCS_TOOLS := "mkdocs>=1.6,<2" "mkdocs-material>=9.5,<10" "mkdocstrings[python]>=1.0,<2"
 # What the test suite drives from outside: property-based fuzzing, ASGI test requests, the official Triton client, a browser,
 # and the docs site's builder.
-TEST_TOOLS := "pytest>=8" "ruff>=0.6" "hypothesis>=6.100" "httpx>=0.27" "tritonclient[http]>=2.40" "selenium>=4.20" "huggingface_hub>=0.24,<3" $(DOCS_TOOLS)
+TEST_TOOLS := "pytest>=8" "ruff>=0.6" "hypothesis>=6.100" "httpx>=0.27" "tritonclient[http]>=2.40" "selenium>=4.20" "huggingface_hub>=0.24,<3" \
+	"schemathesis>=4.30,<5" "cryptography>=42" $(DOCS_TOOLS)
 DEMO := demo-output
 # onnxruntime-web for `zoo export --format web`, pinned by package-lock.json: npm ci, then the files the page loads
 # are copied into zoo_export's package data (git-ignored), so the Python side needs no npm.
@@ -80,6 +81,8 @@ docs: $(STAMP)
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=long ZOO_FUZZ_SUMMARY=benchmarks/results/fuzz.json ZOO_FUZZ_COMMAND="make fuzz" \
 		$(BIN)/python -m pytest tests/fuzz -q -p no:cacheprovider
+	# Schemathesis from zoo serve's OpenAPI document, every check, against a real server: 0 failures wanted
+	$(BIN)/python benchmarks/scripts/serve_fuzz.py --examples 300 --seed 7
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
