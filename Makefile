@@ -67,7 +67,10 @@ demo: $(STAMP) $(WEB_ORT)/.installed
 		--out $(DEMO)/vae_faces_samples_onnxruntime.png
 	$(BIN)/zoo bench ae_mnist --device cpu --runtimes torch,onnxruntime --batch-sizes 1,8 \
 		--min-seconds 0.5 --export $(DEMO)/exports/ae_mnist
+	for model in ae_mnist vae_faces cyclegan_hair; do \
+		$(BIN)/zoo export $$model --run $(DEMO)/runs/$$model --out $(DEMO)/web --format web || exit 1; done
 	@echo "demo: pictures, runs and exports are in $(DEMO)/"
+	@echo "demo: every task in the browser: $(BIN)/zoo web serve $(DEMO)/web, then open http://127.0.0.1:8000/"
 
 test: $(STAMP) $(WEB_ORT)/.installed
 	$(BIN)/python -m pytest -q

@@ -685,8 +685,8 @@ window.zoo = {
     const outputs = await m.run(graph, inputs.map(([data, dims]) => ({ data: fromBase64(data), dims })));
     return outputs.map((o) => [toBase64(o.data), o.dims]);
   },
-  // items per second of one graph at ``batch`` on random inputs, for at least ``seconds`` after two warm-up runs
-  async bench(model, graph, batch, seconds, precision = "fp32") {
+  // items per second of one graph at ``batch`` on random inputs: at least ``seconds`` and ``minRuns`` runs after warm-ups
+  async bench(model, graph, batch, seconds, precision = "fp32", warmups = 2, minRuns = 3) {
     const m = models.get(model);
     m.precision[graph] = precision;
     const session = await m.session(graph);
@@ -696,10 +696,10 @@ window.zoo = {
       const data = normals(k + 1, dims.reduce((a, b) => a * b, 1));
       feeds[spec.name] = new ort.Tensor("float32", data, dims);
     });
-    for (let i = 0; i < 2; i++) await session.run(feeds);
+    for (let i = 0; i < warmups; i++) await session.run(feeds);
     let runs = 0;
     const start = performance.now();
-    while (performance.now() - start < seconds * 1000 || runs < 3) { await session.run(feeds); runs++; }
+    while (performance.now() - start < seconds * 1000 || runs < minRuns) { await session.run(feeds); runs++; }
     const elapsed = (performance.now() - start) / 1000;
     return { items_per_s: (runs * batch) / elapsed, runs, seconds: elapsed, threads: runtime.threads, ep: runtime.ep };
   },
