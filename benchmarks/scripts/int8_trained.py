@@ -143,12 +143,9 @@ import numpy as np
 from pathlib import Path
 from zoo_export.int8_calibration import ArraySource, collect_ranges, sample_rule
 from zoo_export.quantize import preprocess
-fp32, work = Path(sys.argv[1]), Path(sys.argv[2])
+fp32, work, shape = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])
 pre = work / "calibration-pre.onnx"
 preprocess(fp32, pre)
-import onnx
-dims = onnx.load(str(pre), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
-shape = [d.dim_value or 1 for d in dims]
 count = sample_rule(int(np.prod(shape[1:])))
 data = np.clip(np.random.default_rng(0).standard_normal([count, *shape[1:]]).astype(np.float32) * 0.5, -1, 1)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -161,25 +158,23 @@ print(json.dumps({"samples": count, "chunk": ranges.chunk, "passes": ranges.pass
 """
 
 
-def calibration_alone(fp32: Path, work: Path) -> dict[str, Any]:
+def calibration_alone(fp32: Path, work: Path, shape: list[Any]) -> dict[str, Any]:
     """The bounded calibration of one graph in a fresh process (all three methods, the rule's sample count):
     its time and the process's peak RSS, apart from the export's validation and torch reference."""
-    done = subprocess.run([sys.executable, "-c", CALIBRATE, str(fp32), str(work)], capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run([sys.executable, "-c", CALIBRATE, str(fp32), str(work), json.dumps(shape)],
+                          capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def time_files(fp32: Path, int8: Path, threads: int) -> dict[str, Any]:
+def time_files(fp32: Path, int8: Path, threads: int, shapes: list[list[Any]]) -> dict[str, Any]:
     """fp32 and int8 items/s at batch 1 and 8, interleaved, on random inputs of the graph's shape."""
     import numpy as np
     from zoo_export.quantize import measure_speed
-    from zoo_export.sessions import GraphSession, SessionSettings
+    from zoo_export.sessions import SessionSettings
 
     settings = SessionSettings(device="cpu", precision="int8", intra_op_threads=threads)
-    session = GraphSession(fp32, settings)
-    shapes = [[d if isinstance(d, int) else 1 for d in i.shape] for i in session.session.get_inputs()]
     rows = {}
     for batch in (1, 8):
         rng = np.random.default_rng(batch)
@@ -200,9 +195,10 @@ def graphs_of(manifest: dict[str, Any], export_dir: Path, threads: int) -> list[
                "export_speedup": int8.get("speedup") if int8 else None, "speed_batch": search.get("speed_batch"),
                "quality": int8["quality"] if int8 else None, "calibration": search.get("calibration"),
                "candidates": search.get("candidates", []), "sensitivity": search.get("sensitivity", [])}
-        row["calibration_alone"] = calibration_alone(export_dir / entry["file"], export_dir.parent)
+        shapes = [list(t["shape"]) for t in entry["inputs"]]  # resolved at the run's config; "N" stays symbolic
+        row["calibration_alone"] = calibration_alone(export_dir / entry["file"], export_dir.parent, shapes[0])
         if int8 is not None:
-            row["timed_here"] = time_files(export_dir / entry["file"], export_dir / int8["file"], threads)
+            row["timed_here"] = time_files(export_dir / entry["file"], export_dir / int8["file"], threads, shapes)
         rows.append(row)
     return rows
 
