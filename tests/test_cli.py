@@ -59,7 +59,7 @@ def test_unknown_command_is_one_line_and_exit_2(make_host) -> None:
 
 # -- zoo list ------------------------------------------------------------------------------------------------------
 LIST_KEYS = {"name": str, "summary": str, "distribution": str, "version": str, "graphs": list, "presets": list,
-             "tasks": list, "params": int, "params_preset": str, "tags": list}
+             "tasks": list, "params": int, "params_preset": str, "tags": list, "weights": list}
 
 
 def check_types(item: dict[str, Any], schema: dict[str, type]) -> None:
@@ -166,7 +166,7 @@ def test_unknown_model_without_close_matches_lists_the_known_ones(zoo_models) ->
 
 # -- zoo plugins ---------------------------------------------------------------------------------------------------
 PLUGIN_KEYS = {"name": str, "version": str, "entry_points": list, "hooks": list, "models": list, "runtimes": list,
-               "commands": list, "errors": list}
+               "commands": list, "errors": list, "deprecations": list}
 
 
 def test_plugins_json_schema_and_errors(zoo_models) -> None:
