@@ -15,7 +15,7 @@ from click.shell_completion import CompletionItem
 
 from zoo_core import __version__
 from zoo_core.cards import model_card, model_summary
-from zoo_core.errors import UsageError, ZooError
+from zoo_core.errors import UsageError, ZooError, printable
 from zoo_core.plugins import get_host
 from zoo_core.registry import UnknownName, get_model, list_models
 
@@ -77,29 +77,15 @@ class ZooGroup(click.Group):
             return result
 
 
-def one_line(text: str) -> str:
-    """``text`` fit for one stderr line: newlines, other control characters and undecodable bytes (from file
-    names) escaped, so user input cannot add lines or terminal escapes to an error."""
-    return "".join(_escaped(ch) for ch in text)
-
-
-def _escaped(ch: str) -> str:
-    if 0xD800 <= ord(ch) <= 0xDFFF:  # a byte of a file name that is not UTF-8 (surrogateescape)
-        return f"\\x{ord(ch) & 0xFF:02x}"
-    if ch.isprintable() or ch == " ":
-        return ch
-    return ch.encode("unicode_escape").decode("ascii")
-
-
 def _error_line(message: str) -> None:
     message = message.removeprefix("zoo: ")
-    print(f"zoo: {one_line(message)}", file=sys.stderr)
+    print(f"zoo: {printable(message)}", file=sys.stderr)
 
 
 def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
     seen = set()
     for item in caught:
-        line = one_line(" ".join(f"{item.category.__name__}: {item.message}".split()))
+        line = printable(" ".join(f"{item.category.__name__}: {item.message}".split()))
         if line not in seen:
             seen.add(line)
             print(f"zoo: warning: {line}", file=sys.stderr)

@@ -122,7 +122,7 @@ class PluginHost:
         try:
             self.pm.register(plugin, name=f"{distribution}:{entry_point or id(plugin)}")
         except Exception as error:  # pluggy validation: bad hook signature, wrapper misuse
-            self._fail(record, f"invalid hook implementation: {_one_line(error)}", error)
+            self._fail(record, f"invalid hook implementation: {error_line(error)}", error)
             return record
         self._owner[id(plugin)] = record
         self._check_unknown_hooks(plugin, record)
@@ -158,7 +158,7 @@ class PluginHost:
             except Exception as error:  # a malformed entry_points.txt must not take the CLI down
                 if f"[{GROUP}]" in (dist.read_text("entry_points.txt") or ""):
                     record = self.records.setdefault(name, PluginRecord(name, dist.version))
-                    self._fail(record, f"unreadable entry_points.txt: {_one_line(error)}", error)
+                    self._fail(record, f"unreadable entry_points.txt: {error_line(error)}", error)
                 continue
             for point in points:
                 self._load_entry_point(point, name, dist.version)
@@ -169,7 +169,7 @@ class PluginHost:
         except Exception as error:  # a broken plugin must not take the CLI down
             record = self.records.setdefault(distribution, PluginRecord(distribution, version))
             record.entry_points.append(point.name)
-            self._fail(record, f"failed to load entry point {point.value!r}: {_one_line(error)}", error)
+            self._fail(record, f"failed to load entry point {point.value!r}: {error_line(error)}", error)
             return
         self.register(plugin, distribution, version, point.name)
 
@@ -225,7 +225,7 @@ class PluginHost:
             try:
                 call(impl, record)
             except Exception as error:
-                self._fail(record, f"{hook_name} raised {_one_line(error)}", error)
+                self._fail(record, f"{hook_name} raised {error_line(error)}", error)
 
     def _register_model(self, spec: Any, record: PluginRecord) -> None:
         if not isinstance(spec, ModelSpec):
@@ -262,9 +262,6 @@ class PluginHost:
 def _accepted(arguments: dict[str, Any], impl: pluggy.HookImpl) -> dict[str, Any]:
     """The subset of hook arguments an implementation asks for (hooks only gain arguments)."""
     return {name: arguments[name] for name in impl.argnames if name in arguments}
-
-
-_one_line = error_line
 
 
 _HOST: PluginHost | None = None

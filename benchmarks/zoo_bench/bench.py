@@ -411,7 +411,7 @@ class Benchmark:
             raise
         except Exception as error:  # a runtime that crashes is a result, not the end of the run
             result.status = "failed"
-            result.reason = one_line(error)
+            result.reason = error_line(error)  # a cell's skip reason: one line
             return result
         finally:
             if prepared is not None:
@@ -435,5 +435,4 @@ class Benchmark:
         return result
 
 
-one_line = error_line  # a cell's skip reason: one line, at most 300 characters
 

@@ -24,12 +24,12 @@ from typing import Any
 import torch
 
 from zoo_core.checkpoint import file_sha256
-from zoo_core.errors import UsageError, ZooError
+from zoo_core.errors import UsageError, ZooError, error_line
 from zoo_core.plugins import RegisteredModel
 from zoo_core.runtime import RuntimeSource, check_inputs, refuse_precision
 from zoo_core.spec import GraphSpec
 from zoo_export.manifest import ExportRecord, load_export, tolerance
-from zoo_export.onnx_export import _dynamic_batch, _one_line, quiet
+from zoo_export.onnx_export import _dynamic_batch, quiet
 from zoo_export.validation import BATCHES, compare
 
 SUFFIX = ".pt2"
@@ -47,7 +47,8 @@ def compile_package(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], p
             program = torch.export.export(module, inputs, dynamic_shapes=_dynamic_batch(module, len(inputs)))
             torch._inductor.aoti_compile_and_package(program, package_path=str(path))
         except Exception as error:
-            raise ZooError(f"{path.stem}: AOTInductor could not compile it ({_one_line(error)})") from None
+            reason = error_line(error, innermost=True)
+            raise ZooError(f"{path.stem}: AOTInductor could not compile it ({reason})") from None
     return time.perf_counter() - start
 
 
@@ -57,7 +58,7 @@ def load_package(path: Path) -> Callable[..., Any]:
         try:
             return torch._inductor.aoti_load_package(str(path))
         except Exception as error:
-            raise ZooError(f"{path}: not a loadable AOTInductor package ({_one_line(error, 160)}); "
+            raise ZooError(f"{path}: not a loadable AOTInductor package ({error_line(error, 160, innermost=True)}); "
                            "export the model again with --format aoti") from None
 
 

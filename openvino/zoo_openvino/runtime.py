@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from zoo_export.manifest import ExportRecord, load_export
 
-from zoo_core.errors import UsageError, ZooError
+from zoo_core.errors import UsageError, ZooError, error_line
 from zoo_core.plugins import RegisteredModel
 from zoo_core.runtime import RuntimeSource, check_inputs
 from zoo_core.spec import GraphSpec
@@ -42,11 +42,6 @@ def openvino_module() -> Any:
     except ImportError:
         raise ZooError("OpenVINO is not installed: pip install zoo-openvino (or pip install openvino)") from None
     return openvino
-
-
-def _one_line(error: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _version() -> str:
@@ -88,7 +83,7 @@ class GraphModel:
         try:
             self.model = self.core.read_model(str(path))
         except Exception as error:
-            raise ZooError(f"{path}: OpenVINO cannot read it ({_one_line(error)}); export the model again") from None
+            raise ZooError(f"{path}: OpenVINO cannot read it ({error_line(error)}); export the model again") from None
         self._check_signature()
         self.requests: OrderedDict[tuple[tuple[int, ...], ...], Any] = OrderedDict()
 
@@ -114,7 +109,7 @@ class GraphModel:
         try:
             compiled = self.core.compile_model(model, "CPU", self.config)
         except Exception as error:
-            raise ZooError(f"{self.path}: OpenVINO could not compile it ({_one_line(error)})") from None
+            raise ZooError(f"{self.path}: OpenVINO could not compile it ({error_line(error)})") from None
         self.requests[key] = compiled.create_infer_request()
         while len(self.requests) > CACHED_SHAPES:
             self.requests.popitem(last=False)
