@@ -116,3 +116,34 @@ def test_seed_changes_the_samples(client: TestClient) -> None:
     again = client.post("/tasks/vae_faces/sample", data={"n": "4", "seed": "1"}).content
     other = client.post("/tasks/vae_faces/sample", data={"n": "4", "seed": "2"}).content
     assert first == again and first != other
+
+
+def test_task_routes_write_no_file(client: TestClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Uploads are decoded and results encoded in memory: every way zoo or Python writes a file fails here."""
+    import builtins
+    import tempfile
+
+    from zoo_core import io as zio
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a task route wrote a file: {args[:1]}")
+
+    real_open = builtins.open
+
+    def read_only_open(file: object, mode: str = "r", *args: object, **kwargs: object) -> object:
+        if any(flag in mode for flag in "wax+"):
+            refuse(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    for name in ("write_bytes", "write_json", "atomic_path"):
+        if hasattr(zio, name):
+            monkeypatch.setattr(zio, name, refuse)
+    for name in ("mkstemp", "mkdtemp", "NamedTemporaryFile", "TemporaryDirectory"):
+        monkeypatch.setattr(tempfile, name, refuse)
+    monkeypatch.setattr(Path, "write_bytes", refuse)
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    monkeypatch.setattr(builtins, "open", read_only_open)
+    for task in SERVED_TASKS:
+        data, files = form_for(task)
+        response = client.post(f"/tasks/{task}?format=json", data=data, files=files)
+        assert response.status_code == 200, (task, response.text)
