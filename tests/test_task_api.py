@@ -247,3 +247,14 @@ def test_spec_imports_no_click() -> None:
                            "print('click' in sys.modules, 'torch' in sys.modules)"],
                           capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["False", "False"], done.stderr
+
+
+def test_load_takes_a_folder_zoo_card_wrote_without_a_model_name(runs: Path, cache: Path, tmp_path: Path) -> None:
+    card = tmp_path / "hub-repo"
+    assert invoke("card", runs / "ae_mnist", "--out", card).exit_code == 0
+    model = zoo.load(str(card), device="cpu")
+    assert model.name == "ae_mnist"
+    reference = zoo.load("ae_mnist", run=runs / "ae_mnist", device="cpu").decode(n=4, seed=5)
+    assert all(np.array_equal(a, b) for a, b in zip(model.decode(n=4, seed=5).images, reference.images, strict=True))
+    with pytest.raises(UsageError, match="no such file or folder"):
+        zoo.load(str(tmp_path / "missing" / "model.safetensors"))

@@ -57,13 +57,18 @@ def load(name: str, *, run: PathLike | None = None, checkpoint: PathLike | None 
     ``hf://org/repo[@rev]``) or, for an exported runtime (``"onnxruntime"``, ``"aoti"``, ...), ``export`` (an
     export directory; default ``exports/NAME``). ``precision`` picks an export's fp32, fp16 or int8 graphs.
     ``data`` (or ``data_a``/``data_b``) is the data set tasks read (default: the embedded one). ``quiet`` keeps
-    the loaders' "loaded ..." lines off stderr.
+    the loaders' "loaded ..." lines off stderr. ``name`` may itself be a weights reference (``hf://org/repo``, a
+    folder ``zoo card`` wrote, a checkpoint file): the model is the one those weights were trained for.
     """
     from zoo_core.recipe import DataSource
     from zoo_core.runtime import RuntimeSource
     from zoo_core.threads import apply_threads
 
     apply_threads(threads)
+    if weights is None and _is_reference(name):
+        from zoo_core.weights import model_of
+
+        name, weights = model_of(name), name
     source = RuntimeSource(run=_path(run), checkpoint=_path(checkpoint), export=_path(export), device=device,
                            precision=precision, weights=weights)
     return open_model(name, runtime, source, DataSource(data=_path(data), data_a=_path(data_a), data_b=_path(data_b)),
@@ -79,6 +84,13 @@ def open_model(name: str, runtime: str, source: Any, data: Any, quiet: bool = Fa
     loader = load_object(get_runtime(runtime).spec.loader)
     runner = _quietly(loader, registered, source) if quiet else loader(registered, source)
     return Model(registered, runner, data)
+
+
+def _is_reference(name: str) -> bool:
+    """Whether ``name`` names weights rather than an installed model."""
+    from zoo_core.plugins import get_host
+
+    return name not in get_host().models and ("://" in name or os.sep in name or name.endswith(".safetensors"))
 
 
 def _path(value: PathLike | None) -> Path | None:
