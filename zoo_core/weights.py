@@ -367,3 +367,22 @@ def write_inference_weights(model: RegisteredModel, checkpoint: Path, out: Path,
     meta[CHECKSUM_KEY] = tensors_sha256(tensors)
     zio.write_bytes(out, save(tensors, metadata={"zoo": json.dumps(meta)}))
     return Path(out)
+
+
+def model_of(reference: str, log: Log = None) -> str:
+    """The model whose weights ``reference`` (URL#sha256=HEX, a path or hf://org/repo[@rev]) holds, read from the
+    file's zoo metadata, so that ``zoo.load("hf://org/repo")`` needs no model name. The file is fetched (and
+    cached) as :func:`resolve_weights` would fetch it."""
+    if reference.startswith(HUB_PREFIX):
+        path = _from_hub(reference, log) / HUB_WEIGHTS
+    elif reference.startswith(("https://", "http://")):
+        path = _download(*split_url(reference), None, log)
+    else:
+        path = Path(reference).expanduser()
+        path = path / HUB_WEIGHTS if path.is_dir() else path
+        if not path.is_file():
+            raise UsageError(f"{reference}: no such file or folder, and not an installed model's name")
+    model = read_metadata(path).get("model")
+    if not isinstance(model, str):
+        raise ZooError(f"{path}: its zoo metadata names no model")
+    return model
