@@ -47,11 +47,12 @@ def ae_mnist(weights: str | None = "mnist", **kwargs: Any) -> Any:
 
 
 def vae_faces(weights: str | None = None, **kwargs: Any) -> Any:
-    """The convolutional VAE of faces (sample, reconstruct, interpolate, arithmetic); ``weights``: see
-    ``zoo info vae_faces``."""
+    """The convolutional VAE of faces (sample, reconstruct, interpolate, arithmetic); left out, ``weights`` is the
+    shipped ``quick`` (the quick preset, 64², after 6 epochs on the embedded portraits); see ``zoo info vae_faces``."""
     return _load("vae_faces", weights, kwargs)
 
 
 def cyclegan_hair(weights: str | None = None, **kwargs: Any) -> Any:
-    """The black ↔ blond hair CycleGAN (translate, roundtrip); ``weights``: see ``zoo info cyclegan_hair``."""
+    """The black ↔ blond hair CycleGAN (translate, roundtrip); left out, ``weights`` is the shipped ``quick`` (the
+    quick preset, 64², after 4 epochs on the embedded portraits); see ``zoo info cyclegan_hair``."""
     return _load("cyclegan_hair", weights, kwargs)

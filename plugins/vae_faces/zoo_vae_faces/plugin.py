@@ -14,6 +14,7 @@ from zoo_core.api import (
     TaskSpec,
     TensorSpec,
     WebTask,
+    Weights,
     hookimpl,
 )
 
@@ -42,6 +43,24 @@ QUICK = {**BOOK, "image_size": 64, "epochs": 24, "lr_decay_fraction": 1 / 3, "ba
          "kl_weight": 1 / 16, "portraits": 6000}
 
 TASKS = "zoo_vae_faces.tasks:"
+
+
+# The weights vae_faces ships (`--weights quick`), package data in weights/: made and measured by
+# benchmarks/scripts/ship_weights.py (its figures are in benchmarks/results/weights_vae_faces.json).
+QUICK_WEIGHTS = Weights(
+    name="quick",
+    summary="the quick preset (64², 100-d latent) after a short training on the embedded portraits",
+    sha256="24c88006686560707d04e4ecb5e20ffdd29375420bb1c461f7e7e8971e92285a",
+    size=7073198,
+    preset="quick",
+    data="6,000 embedded procedural portraits (the quick preset's), the last 10% held out",
+    training="zoo train vae_faces --preset quick --epochs 6 --seed 0 (last checkpoint), stored in float16",
+    file="zoo_vae_faces:weights/quick.safetensors",
+    metrics={"val_mse": 0.01605, "val_loss": 204.24},
+    measured_by="python benchmarks/scripts/ship_weights.py vae_faces --epochs 6 (the run's last held-out figures)",
+    license="MIT",
+    default=True,
+)
 
 
 SPEC = ModelSpec(
@@ -103,6 +122,7 @@ SPEC = ModelSpec(
     ),
     source="Learn Generative AI with PyTorch (Liu), ch. 7; markhliu/DGAI ch07VariationalAutoencoders.ipynb",
     tags=("vae", "faces", "book"),
+    weights=(QUICK_WEIGHTS,),
 )
 
 
