@@ -109,8 +109,7 @@ def _api_page(title: str, intro: str, module: str, module_file: Path, elsewhere:
             current = group
             lines += [f"## {group[0].upper()}{group[1:]}", ""]
         if elsewhere and target in elsewhere:
-            lines += [f"`{name}`: documented with the [{elsewhere[target][:-3].replace('-', ' ')}]"
-                      f"({elsewhere[target]}#{target}).", ""]
+            lines += [f"`{name}`: see [`{name}` in the plugin API]({elsewhere[target]}#{target}).", ""]
             continue
         lines += [f"::: {target}", "    options:", f"      heading_level: {3 if group else 2}",
                   f"      toc_label: {name}", ""]
@@ -146,6 +145,15 @@ def benchmarks_page() -> str:
     text = (ROOT / "BENCHMARKS.md").read_text()
     # BENCHMARKS.md links its plots from the repository root; on the site they sit beside the page
     return re.sub(r"\]\((?:\./)?benchmarks/results/", "](results/", text)
+
+
+# Docstrings cross-reference in Sphinx's style (:class:`~zoo_core.results.TaskResult`); mkdocstrings renders the role
+# as text before the code span, so the role goes and the name stays as code (the last component for a ~name).
+SPHINX_ROLE = re.compile(r":(?:py:)?(?:meth|class|func|attr|mod|data|exc|obj):<code>(~?)([\w.]+)(\(\))?</code>")
+
+
+def on_page_content(html: str, **_: Any) -> str:
+    return SPHINX_ROLE.sub(lambda m: f"<code>{m[2].rsplit('.', 1)[-1] if m[1] else m[2]}{m[3] or ''}</code>", html)
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:

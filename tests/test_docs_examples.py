@@ -10,6 +10,7 @@ How a block runs (docs/contributing.md says the same for authors):
 - `<!-- docs-test: skip REASON -->` on the line before a block skips it (pytest -rs lists each with its reason);
 - `<!-- docs-test: server URL -->` starts the block in the background, waits until URL answers, and stops it
   (SIGTERM) after the page's last block: the blocks between talk to it.
+Pages run two at a time (each block on one thread), except pages whose servers share a port.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -157,82 +160,144 @@ def demo_output(docs_root: Path, docs_cache: Path) -> Path:
     return root / "demo-output"
 
 
-class Page:
-    """One page's working folder and the servers its blocks started."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.servers: list[subprocess.Popen[str]] = []
-
-    def stop_servers(self) -> list[str]:
-        logs = []
-        for server in self.servers:
-            if server.poll() is None:
-                os.killpg(server.pid, signal.SIGTERM)
-                try:
-                    server.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(server.pid, signal.SIGKILL)
-                    server.wait(timeout=20)
-            logs.append(server.stdout.read() if server.stdout else "")
-        self.servers.clear()
-        return logs
+LANES = 2  # pages run two at a time: every block runs torch on one thread (ZOO_THREADS=1), the machine has two cores
 
 
-@pytest.fixture(scope="session")
-def pages() -> Iterator[dict[Path, Page]]:
-    made: dict[Path, Page] = {}
-    yield made
-    for page in made.values():
-        page.stop_servers()
+@dataclass
+class Outcome:
+    ok: bool
+    message: str = ""
 
 
-def page_folder(block: Block, pages: dict[Path, Page], demo: Path) -> Page:
-    if block.page not in pages:
-        folder = Path(tempfile.mkdtemp(prefix="page-", dir=demo.parent.parent))
-        (folder / ".venv").symlink_to(VENV_BIN.parent)
-        # hard links: cheap, and zoo replaces files atomically (a new inode), so pages never share a change
-        shutil.copytree(demo, folder / "demo-output", copy_function=os.link)
-        pages[block.page] = Page(folder)
-    return pages[block.page]
+def port_of(url: str) -> int:
+    return urllib.parse.urlsplit(url).port or 80
 
 
-def wait_for(url: str, server: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + SERVER_WAIT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            output = server.stdout.read() if server.stdout else ""
-            pytest.fail(f"the server block exited with {server.returncode} before {url} answered:\n{output}")
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.5)
-    pytest.fail(f"{url} did not answer within {SERVER_WAIT_S} s")
+def run_page(blocks: list[Block], demo: Path, cache: Path, outcomes: dict[str, Outcome]) -> None:
+    """The page's blocks in order in a fresh folder; a block after a failed one is not run (it may need its files)."""
+    folder = Path(tempfile.mkdtemp(prefix="page-", dir=demo.parent.parent))
+    (folder / ".venv").symlink_to(VENV_BIN.parent)
+    # hard links: cheap, and zoo replaces files atomically (a new inode), so pages never share a change
+    shutil.copytree(demo, folder / "demo-output", copy_function=os.link)
+    env = block_environment(cache)
+    servers: list[tuple[subprocess.Popen[str], Path]] = []
+    failed: str | None = None
+    try:
+        for block in blocks:
+            if failed:
+                outcomes[block.id] = Outcome(False, f"not run: {failed} failed before it on the same page")
+                continue
+            outcomes[block.id] = run_block(block, folder, env, servers)
+            if not outcomes[block.id].ok:
+                failed = block.id
+    finally:
+        for server, _ in servers:
+            stop(server)
 
 
-@pytest.mark.parametrize("block", ALL_BLOCKS, ids=lambda b: b.id)
-def test_documented_example_runs(block: Block, pages: dict[Path, Page], docs_cache: Path,
-                                 request: pytest.FixtureRequest) -> None:
-    if block.skip is not None:
-        pytest.skip(f"docs-test: skip {block.skip}")
-    page = page_folder(block, pages, request.getfixturevalue("demo_output"))
-    script = page.folder / f".docs-block-{block.line}.{'py' if block.language == 'python' else 'sh'}"
+def run_block(block: Block, folder: Path, env: dict[str, str],
+              servers: list[tuple[subprocess.Popen[str], Path]]) -> Outcome:
+    script = folder / f".docs-block-{block.line}.{'py' if block.language == 'python' else 'sh'}"
     script.write_text(block.code)
     command = ([str(VENV_BIN / "python"), script.name] if block.language == "python"
                else ["bash", "-e", "-o", "pipefail", script.name])
-    env = block_environment(docs_cache)
+    if block.server:
+        log = folder / f".docs-server-{block.line}.log"
+        with open(log, "w") as sink:  # a file, not a pipe: a chatty server never blocks on a full pipe
+            server = subprocess.Popen(command, cwd=folder, env=env, stdout=sink, stderr=subprocess.STDOUT,
+                                      text=True, start_new_session=True)
+        servers.append((server, log))
+        return wait_for(block.server, server, log)
     try:
-        if block.server:
-            server = subprocess.Popen(command, cwd=page.folder, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True, start_new_session=True)
-            page.servers.append(server)
-            wait_for(block.server, server)
-            return
-        done = subprocess.run(command, cwd=page.folder, env=env, capture_output=True, text=True,
-                              timeout=BLOCK_TIMEOUT_S)
-        assert done.returncode == 0, (f"{block.id} exited with {done.returncode}\n--- block ---\n{block.code}"
-                                      f"--- stdout ---\n{done.stdout[-4000:]}\n--- stderr ---\n{done.stderr[-4000:]}")
-    finally:
-        if block.last_on_page:
-            page.stop_servers()
+        done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S)
+    except subprocess.TimeoutExpired as expired:
+        return Outcome(False, f"{block.id} ran past {BLOCK_TIMEOUT_S} s\n--- block ---\n{block.code}"
+                              f"--- output ---\n{str(expired.stdout or '')[-2000:]}{str(expired.stderr or '')[-2000:]}")
+    if done.returncode != 0:
+        return Outcome(False, f"{block.id} exited with {done.returncode}\n--- block ---\n{block.code}"
+                              f"--- stdout ---\n{done.stdout[-4000:]}\n--- stderr ---\n{done.stderr[-4000:]}")
+    return Outcome(True)
+
+
+def wait_for(url: str, server: subprocess.Popen[str], log: Path) -> Outcome:
+    deadline = time.monotonic() + SERVER_WAIT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            return Outcome(False, f"the server block exited with {server.returncode} before {url} answered:\n"
+                                  f"{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return Outcome(True)
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.5)
+    return Outcome(False, f"{url} did not answer within {SERVER_WAIT_S} s:\n{log.read_text()[-4000:]}")
+
+
+def stop(server: subprocess.Popen[str]) -> None:
+    """SIGTERM to the block's process group (the shell and the server it started), then SIGKILL after 20 s."""
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def outcomes(request: pytest.FixtureRequest, docs_cache: Path) -> dict[str, Outcome]:
+    """Every selected page run once, two pages at a time; pages whose servers use the same port never overlap."""
+    selected = {item.callspec.params["block"].page for item in request.session.items
+                if getattr(item, "callspec", None) and isinstance(item.callspec.params.get("block"), Block)}
+    by_page: dict[Path, list[Block]] = {}
+    for block in ALL_BLOCKS:
+        if block.page in selected and block.skip is None:
+            by_page.setdefault(block.page, []).append(block)
+    results: dict[str, Outcome] = {}
+    if not by_page:
+        return results
+    demo = request.getfixturevalue("demo_output")
+    # the pages with the most blocks first, so that the two lanes end close together
+    pending = sorted(by_page.items(), key=lambda item: -len(item[1]))
+    ports_in_use: set[int] = set()
+    condition = threading.Condition()
+
+    def lane() -> None:
+        while True:
+            with condition:
+                while True:
+                    if not pending:
+                        return
+                    choice = next((i for i, (_, blocks) in enumerate(pending)
+                                   if not {port_of(b.server) for b in blocks if b.server} & ports_in_use), None)
+                    if choice is not None:
+                        break
+                    condition.wait()
+                _, blocks = pending.pop(choice)
+                ports = {port_of(b.server) for b in blocks if b.server}
+                ports_in_use.update(ports)
+            try:
+                run_page(blocks, demo, docs_cache, results)
+            except Exception as error:  # a fixture bug must show as the page's failure, not a hung lane
+                for block in blocks:
+                    results.setdefault(block.id, Outcome(False, f"{type(error).__name__}: {error}"))
+            finally:
+                with condition:
+                    ports_in_use.difference_update(ports)
+                    condition.notify_all()
+
+    threads = [threading.Thread(target=lane, daemon=True) for _ in range(LANES)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+@pytest.mark.parametrize("block", ALL_BLOCKS, ids=lambda b: b.id)
+def test_documented_example_runs(block: Block, request: pytest.FixtureRequest) -> None:
+    if block.skip is not None:
+        pytest.skip(f"docs-test: skip {block.skip}")
+    outcome = request.getfixturevalue("outcomes").get(block.id)
+    assert outcome is not None, f"{block.id} was not run"
+    assert outcome.ok, outcome.message
