@@ -386,6 +386,9 @@ def open_executorch_export(directory: str | Path, model: str | None = None, prec
 
 def load_executorch_runner(model: RegisteredModel, source: RuntimeSource) -> ExecuTorchRunner:
     """The ``executorch`` RuntimeSpec loader: ``--export DIR`` or ``exports/MODEL``, CPU only."""
+    if source.weights is not None:  # weights are checkpoints: an exported runtime runs their export
+        raise ZooError(f"--runtime executorch runs an export, not --weights: export them first "
+                       f"(zoo export {model.name} --weights {source.weights}) and pass --export DIR")
     precision = source.precision or "fp32"
     if precision not in PRECISIONS:
         raise UsageError(f"--runtime executorch runs fp32 or int8 programs, not --precision {precision}")

@@ -175,6 +175,9 @@ def open_export(directory: str | Path, model: str | None = None, precision: str 
 
 def load(model: RegisteredModel, source: RuntimeSource) -> OpenVinoRunner:
     """The ``openvino`` RuntimeSpec loader: ``--export DIR`` or ``exports/MODEL``, on the CPU."""
+    if source.weights is not None:  # weights are checkpoints: an exported runtime runs their export
+        raise ZooError(f"--runtime openvino runs an export, not --weights: export them first "
+                       f"(zoo export {model.name} --weights {source.weights}) and pass --export DIR")
     precision = source.precision or "fp32"
     if precision not in PRECISIONS:
         raise UsageError(f"--runtime openvino runs fp32 or int8 graphs, not --precision {precision}")
