@@ -67,8 +67,8 @@ const n = data.length / 4, mean = sum / n;
 return [canvas.width, canvas.height, Math.sqrt(Math.max(0, squares / n - mean * mean)), canvas.dataset.done];
 """
 RUN_JS = """
-const [model, graph, inputs, done] = [arguments[0], arguments[1], arguments[2], arguments[arguments.length - 1]];
-window.zoo.run(model, graph, inputs).then(done, (e) => done({error: e.message}));
+const done = arguments[arguments.length - 1];
+window.zoo.run(...Array.from(arguments).slice(0, -1)).then(done, (e) => done({error: e.message}));
 """
 
 
@@ -84,7 +84,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with private_cache(root / "cache"), torch_threads(1):
         for model in FIRST_PARTY:
             run = train_tiny(get_model(model), root / "runs" / model, TINY[model])
-            assert_clean_exit(zoo("export", model, "--run", run, "--out", out, "--format", "web", "--no-validate"))
+            fp16 = ["--fp16"] if model == "ae_mnist" else []  # a second precision to choose per graph
+            assert_clean_exit(zoo("export", model, "--run", run, "--out", out, "--format", "web", "--no-validate",
+                                  *fp16))
         host = make_host((zoo_web_tiny, zoo_web_tiny.DISTRIBUTION, zoo_web_tiny.VERSION))
         tiny = host.models[zoo_web_tiny.MODEL]
         run = train_tiny(tiny, root / "runs" / "tiny_web")
@@ -286,6 +288,23 @@ def test_every_graph_matches_native_onnxruntime(page: Any, site: Path) -> None:
                 assert relative <= limit, (model, graph, relative)
 
 
+def test_an_fp16_graph_chosen_per_graph(page: Any, site: Path) -> None:
+    entry = json.loads((site / "models" / "ae_mnist" / "manifest.json").read_text())["graphs"]["autoencoder"]
+    choice = page.find_element(By.ID, "precision-ae_mnist-autoencoder")
+    assert choice.is_enabled()
+    choice.send_keys("fp16")
+    WebDriverWait(page, WAIT_S).until(lambda d: d.find_element(
+        By.ID, "graph-status-ae_mnist-autoencoder").text.startswith("ready (fp16"))
+    image = np.random.default_rng(1).uniform(0, 1, (2, 1, 28, 28)).astype(np.float32)
+    sent = [[base64.b64encode(image.tobytes()).decode(), list(image.shape)]]
+    outputs = page.execute_async_script(RUN_JS, "ae_mnist", "autoencoder", sent, "fp16")
+    assert not isinstance(outputs, dict), outputs
+    got = np.frombuffer(base64.b64decode(outputs[0][0]), dtype=np.float32)
+    want = native(site / "models" / "ae_mnist" / entry["fp16"]["file"], [image])[0].ravel()
+    assert np.linalg.norm(got - want) / np.linalg.norm(want) <= 1e-2
+    page.find_element(By.ID, "precision-ae_mnist-autoencoder").send_keys("fp32")
+
+
 def test_no_request_leaves_127_0_0_1(page: Any, url: str) -> None:
     """Runs after the tasks: every request the page made, from the browser's network log."""
     requested = []
@@ -328,3 +347,35 @@ def test_the_export_refuses_a_folder_that_is_not_a_site(tmp_path: Path) -> None:
     result = zoo("export", "ae_mnist", "--out", tmp_path, "--format", "web")
     assert_one_line_error(result, 2, "not empty and holds no zoo web site")
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_the_webgpu_build_detects_no_adapter_and_runs_wasm(browser: Any, site: Path, tmp_path: Path) -> None:
+    from zoo_export.web import write_site
+
+    only = tmp_path / "webgpu"
+    shutil.copytree(site, only, ignore=shutil.ignore_patterns("cyclegan_hair*", "vae_faces*", "tiny_web*"))
+    (only / "site.json").write_text(json.dumps({**json.loads((site / "site.json").read_text()), "models": []}))
+    write_site(get_model("ae_mnist"), only, webgpu=True)
+    shipped = sorted(p.name for p in (only / "zoo-web" / "ort").iterdir())
+    assert [name for name in shipped if name.endswith(".wasm")] == ["ort-wasm-simd-threaded.asyncify.wasm"]
+    server, address = serve_in_thread(only)
+    try:
+        page = open_site(browser, address)
+        assert page.execute_script("return window.zoo.runtime.ep;") == "wasm"  # headless Chromium: no GPU adapter
+        assert "WebGPU not available" in page.find_element(By.ID, "runtime").text
+        assert page.find_element(By.ID, "graph-status-ae_mnist-autoencoder").text.startswith("ready")
+        click(page, "ae_mnist-decode-run")
+        assert shown(page, "ae_mnist-decode-out")[2] > BLANK
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_export_says_in_one_line_when_onnxruntime_web_is_missing(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import zoo_export.web
+
+    monkeypatch.setattr(zoo_export.web, "ORT_PACKAGE", tmp_path / "absent")
+    result = zoo("export", "ae_mnist", "--out", tmp_path / "site", "--format", "web")
+    assert_one_line_error(result, 1, "onnxruntime-web", "make install")
+    assert not (tmp_path / "site").exists()
