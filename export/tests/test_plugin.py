@@ -18,7 +18,7 @@ def test_entry_point_registers_export_command_and_onnxruntime_runtime() -> None:
 
     group = click.Group("zoo")
     host.add_commands(group)
-    assert "export" in group.commands and record.commands == ["export"]
+    assert "export" in group.commands and "web" in group.commands and record.commands == ["export", "web"]
 
 
 def test_plugin_module_and_command_import_no_heavy_library() -> None:
