@@ -141,11 +141,12 @@ def _serve(models: tuple[str, ...], exports: tuple[Path, ...], exports_root: Pat
     from zoo_serve.protocol import ConnectionLimits, ZooHttpProtocol
 
     limits = ConnectionLimits(header_timeout=header_timeout, body_timeout=body_timeout, write_timeout=write_timeout,
-                              max_header_bytes=max_header_kb * 1024, max_connections=max_connections)
+                              max_header_bytes=max_header_kb * 1024)
     config: dict[str, object] = {
         "host": host, "port": port, "log_level": "warning", "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
         "http": functools.partial(ZooHttpProtocol, limits=limits), "timeout_keep_alive": keep_alive,
-        "h11_max_incomplete_event_size": max_header_kb * 1024, "access_log": False,  # zoo writes its own
+        "h11_max_incomplete_event_size": max_header_kb * 1024, "limit_concurrency": max_connections,
+        "access_log": False,  # zoo writes its own
         "server_header": False}
     if ssl_certfile is not None:
         config.update(ssl_certfile=str(ssl_certfile), ssl_keyfile=str(ssl_keyfile))

@@ -1,6 +1,7 @@
 """uvicorn's HTTP protocol (httptools) with the limits uvicorn lacks, for slow and hostile clients.
 
-uvicorn already gives the keep-alive idle timeout and the connection limit (``limit_concurrency``); this
+uvicorn already gives the keep-alive idle timeout (``timeout_keep_alive``) and the connection limit
+(``limit_concurrency``, here answered with a JSON 503 that says why instead of uvicorn's plain text); this
 subclass adds, per connection:
 
 - a header deadline: a request's headers must be complete within ``header_timeout`` seconds of the
@@ -10,8 +11,7 @@ subclass adds, per connection:
 - a write deadline: a client that stops reading its response is dropped after ``write_timeout`` seconds
   with the write buffer full, so its request's memory is freed;
 - a response sent before the request body ended (the 413 of a body over the cap) closes the connection,
-  so an endless chunked body is not read on;
-- the connection limit answered with a JSON 503 that says why, instead of uvicorn's plain text.
+  so an endless chunked body is not read on.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ class ConnectionLimits:
     body_timeout: float = 60.0
     write_timeout: float = 30.0
     max_header_bytes: int = 64 * 1024
-    max_connections: int | None = None
 
 
 def _error(status: int, reason: str, message: str) -> bytes:
@@ -64,8 +63,9 @@ class ZooHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, limits: ConnectionLimits = ConnectionLimits(), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = limits
-        self.limit_concurrency = None  # checked below, to answer with a JSON 503
-        self._overloaded = _Overloaded(limits.max_connections) if limits.max_connections else None
+        self.max_connections = self.limit_concurrency  # uvicorn's setting, checked here to answer in JSON
+        self.limit_concurrency = None
+        self._overloaded = _Overloaded(self.max_connections) if self.max_connections else None
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
@@ -142,7 +142,7 @@ class ZooHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._cancel("_header_timer")
         self._awaiting_headers = False
-        limit = self.limits.max_connections
+        limit = self.max_connections
         if limit is not None and self._overloaded is not None and (
                 len(self.connections) > limit or len(self.tasks) >= limit):
             app, self.app = self.app, self._overloaded
