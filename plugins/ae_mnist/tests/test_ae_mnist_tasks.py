@@ -66,11 +66,11 @@ def test_bad_code_files_are_one_line(zoo, tiny_run: Path, tmp_path: Path, array:
 
 def test_tasks_use_named_graphs_only(ae_model: RegisteredModel, tiny_run: Path, tmp_path: Path) -> None:
     runner = RecordingRunner(TorchRunner(ae_model, RuntimeSource(run=tiny_run, device="cpu")))
-    ctx = TaskContext(model=ae_model, runner=runner, recipe=build_recipe(ae_model, runner.config), out=tmp_path)
-    tasks.reconstruct(ctx, n=4)
-    tasks.decode(ctx, z_file=None, n=4)
+    ctx = TaskContext(model=ae_model, runner=runner, recipe=build_recipe(ae_model, runner.config))
+    results = [tasks.reconstruct(ctx, n=4), tasks.decode(ctx, z_file=None, n=4)]
     assert runner.calls == ["autoencoder", "encoder", "decoder"]
-    assert {p.name for p in tmp_path.iterdir()} == {"reconstruction.png", "decoded.png"}
+    assert [r.filename for r in results] == ["reconstruction.png", "decoded.png"]
+    assert [len(r.images) for r in results] == [4, 4] and list(tmp_path.iterdir()) == []  # tasks write nothing
 
 
 def test_data_inputs_are_real_images_and_their_codes(ae_model: RegisteredModel, tiny_run: Path) -> None:

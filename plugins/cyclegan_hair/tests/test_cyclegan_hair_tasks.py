@@ -14,6 +14,7 @@ from zoo_cyclegan_hair.haircolour import BLOND_LUMA_THRESHOLD, hair_luma, is_blo
 from zoo_core.api import (
     CAPTION_BAND,
     DataSource,
+    ImageInput,
     RecordingRunner,
     RegisteredModel,
     RuntimeSource,
@@ -78,12 +79,14 @@ def test_tasks_use_named_graphs_only(cyclegan_model: RegisteredModel, tiny_run: 
                                      zoo_cache: Path) -> None:
     runner = RecordingRunner(TorchRunner(cyclegan_model, RuntimeSource(run=tiny_run, device="cpu")))
     recipe = build_recipe(cyclegan_model, runner.config)
-    ctx = TaskContext(model=cyclegan_model, runner=runner, recipe=recipe, out=tmp_path, source=DataSource())
-    tasks.roundtrip(ctx, n=1)
+    ctx = TaskContext(model=cyclegan_model, runner=runner, recipe=recipe, source=DataSource())
+    roundtrip = tasks.roundtrip(ctx, n=1)
     assert runner.calls == ["black_to_blond", "blond_to_black", "blond_to_black", "black_to_blond"]
-    tasks.translate(ctx, (write_faces(tmp_path / "faces", 2)[0],), "black2blond", batch_size=1)
+    face = write_faces(tmp_path / "faces", 2)[0]
+    translated = tasks.translate(ctx, [ImageInput(face.stem, face)], "black2blond", batch_size=1)
     assert runner.calls[-1] == "black_to_blond"
-    assert (tmp_path / "roundtrip.png").is_file() and (tmp_path / "face0_blond.png").is_file()
+    assert roundtrip.filename == "roundtrip.png" and translated.names == ["face0_blond.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faces"]  # tasks write nothing
 
 
 def test_data_inputs_are_real_images_of_the_source_domain(cyclegan_model: RegisteredModel, tiny_run: Path,
