@@ -19,6 +19,7 @@ lowered graph, so no plugin network code is imported. Batches above ``MAX_BATCH`
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import time
@@ -32,13 +33,13 @@ from torch import nn
 
 from zoo_core import io as zio
 from zoo_core.checkpoint import file_sha256
-from zoo_core.errors import UsageError, ZooError
+from zoo_core.errors import UsageError, ZooError, error_line
 from zoo_core.plugins import RegisteredModel
 from zoo_core.runtime import RuntimeSource, check_inputs
 from zoo_core.spec import GraphSpec
 from zoo_core.validate import check_config
 from zoo_export.manifest import ExportRecord, load_export, tolerance
-from zoo_export.onnx_export import _dynamic_batch, _one_line, quiet
+from zoo_export.onnx_export import _dynamic_batch, quiet
 from zoo_export.quantize import Int8Data, Int8Options, Judge, QualityFigure, psnr
 from zoo_export.sessions import SessionSettings
 from zoo_export.validation import BATCHES, compare
@@ -56,19 +57,22 @@ _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspo
 
 @contextlib.contextmanager
 def native_stderr_silenced() -> Iterator[None]:
-    """ExecuTorch's C++ side prints CPU probing and load errors straight to fd 2; zoo reports its own one line."""
+    """ExecuTorch's C++ side prints CPU probing and load errors to fd 2 and, through its bindings, to sys.stderr;
+    zoo reports its own one line."""
     try:
         saved = os.dup(2)
-    except OSError:  # no fd 2 (embedded interpreters): nothing to silence
-        yield
-        return
+    except OSError:  # no fd 2 (embedded interpreters): only sys.stderr to silence
+        saved = None
     try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
+        if saved is not None:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 2)
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def runtime_module() -> Any:
@@ -127,7 +131,8 @@ def compile_program(module: nn.Module, inputs: tuple[torch.Tensor, ...], path: P
         try:
             outside = lower(_capture(module, inputs, max_batch), path)
         except Exception as error:
-            raise ZooError(f"{path.stem}: ExecuTorch could not lower it ({_one_line(error)})") from None
+            reason = error_line(error, innermost=True)
+            raise ZooError(f"{path.stem}: ExecuTorch could not lower it ({reason})") from None
     return time.perf_counter() - started, outside
 
 
@@ -168,7 +173,8 @@ def compile_int8_program(module: nn.Module, inputs: tuple[torch.Tensor, ...], ca
             quantized = quantize_module(module, inputs, calibration, keep_fp32, max_batch)
             outside = lower(_capture(quantized, inputs, max_batch), path)
         except Exception as error:
-            raise ZooError(f"{path.stem}: ExecuTorch int8 quantisation failed ({_one_line(error)})") from None
+            reason = error_line(error, innermost=True)
+            raise ZooError(f"{path.stem}: ExecuTorch int8 quantisation failed ({reason})") from None
     return time.perf_counter() - started, outside
 
 
@@ -184,7 +190,7 @@ class Program:
                 program = runtime.Runtime.get().load_program(str(path))
                 self.method = program.load_method("forward")
             except Exception as error:
-                raise ZooError(f"{path}: not a loadable ExecuTorch program ({_one_line(error, 160)}); "
+                raise ZooError(f"{path}: not a loadable ExecuTorch program ({error_line(error, 160, innermost=True)}); "
                                "export the model again with --format executorch") from None
         if self.method is None:
             raise ZooError(f"{path}: the ExecuTorch program has no forward method; export the model again")
@@ -196,7 +202,8 @@ class Program:
         try:
             outputs = self.method.execute([x.float().contiguous() for x in inputs])
         except Exception as error:
-            raise ZooError(f"{self.path}: ExecuTorch could not run it ({_one_line(error, 160)})") from None
+            reason = error_line(error, 160, innermost=True)
+            raise ZooError(f"{self.path}: ExecuTorch could not run it ({reason})") from None
         return [o.float().clone() for o in outputs]  # copies: the method reuses its planned output memory
 
     def run(self, inputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
