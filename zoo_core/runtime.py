@@ -152,10 +152,14 @@ class TorchRunner:
             self.modules[graph] = self.loaded.graph_module(graph)
         return self.modules[graph]
 
+    def dynamic_axes(self, graph: str) -> tuple[int, ...]:
+        """The axes besides the batch that ``graph`` takes at any size (eager modules run any declared one)."""
+        return dynamic_axes(self.model.spec, graph)
+
     def run(self, graph: str, *inputs: Any) -> tuple[Any, ...]:
         import torch
 
-        check_inputs(self.model.spec.graph(graph), self.config, inputs, dynamic_axes(self.model.spec, graph))
+        check_inputs(self.model.spec.graph(graph), self.config, inputs, self.dynamic_axes(graph))
         module = self.module(graph)
         with torch.inference_mode():
             outputs = module(*(x.to(self.device, non_blocking=True) for x in inputs))

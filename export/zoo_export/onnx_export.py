@@ -14,7 +14,6 @@ import inspect
 import io
 import json
 import logging
-import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,14 +23,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo_core.errors import ZooError
+from zoo_core.errors import ZooError, error_line
 from zoo_core.spec import GraphSpec
 
 BATCH_AXIS = "N"
 DEFAULT_OPSET = 18  # DESIGN.md: newer opsets have had CUDA kernels missing for Pad and ConvTranspose
 TRACE_BATCH = 2  # torch.export specialises size-1 dimensions, so trace with at least 2
 PROTOBUF_LIMIT = 2**31  # bytes: a single-file .onnx cannot hold more
-ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 RANDOM_OPS = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"}
 
 
@@ -43,6 +41,8 @@ class ExportedFile:
     exporter: str
     note: str | None
     io_dtype: str
+    #: axes besides the batch that take any size (the spatial axes of fully convolutional graphs), checked at two sizes
+    dynamic_axes: tuple[int, ...] = ()
 
 
 class HalfPrecision(nn.Module):
@@ -62,26 +62,19 @@ class HalfPrecision(nn.Module):
         return tuple(o.float() for o in outputs)
 
 
-def _one_line(error: BaseException, limit: int = 300) -> str:
-    """The innermost cause of an exporter error (the outer ones are generic advice), on one line."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    text = " ".join(ANSI_ESCAPE.sub("", str(error)).split()) or type(error).__name__
-    text = f"{type(error).__name__}: {text}"
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def _dynamic_batch(module: nn.Module, count: int) -> tuple[Any, ...]:
-    """``dynamic_shapes`` marking axis 0 of every input, shaped like ``forward``'s signature."""
+def _dynamic_batch(module: nn.Module, count: int, spatial: tuple[int, ...] = ()) -> tuple[Any, ...]:
+    """``dynamic_shapes`` marking axis 0 of every input (and the ``spatial`` axes), shaped like ``forward``'s
+    signature."""
     batch = torch.export.Dim(BATCH_AXIS, min=1)
+    axes: dict[int, Any] = {0: batch, **{axis: torch.export.Dim.AUTO for axis in spatial}}
     shapes: list[Any] = []
     for parameter in inspect.signature(module.forward).parameters.values():
         if len(shapes) == count:
             break
         if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
-            shapes.append(tuple({0: batch} for _ in range(count - len(shapes))))
+            shapes.append(tuple(dict(axes) for _ in range(count - len(shapes))))
             break
-        shapes.append({0: batch})
+        shapes.append(dict(axes))
     return tuple(shapes)
 
 
@@ -105,38 +98,43 @@ def quiet(*logger_names: str) -> Iterator[None]:
 
 
 def _export_dynamo(module: nn.Module, inputs: tuple[torch.Tensor, ...], spec: GraphSpec, path: Path,
-                   opset: int) -> None:
+                   opset: int, spatial: tuple[int, ...] = ()) -> None:
     torch.onnx.export(module, inputs, str(path), dynamo=True, opset_version=opset, external_data=False,
                       input_names=[t.name for t in spec.inputs], output_names=[t.name for t in spec.outputs],
-                      dynamic_shapes=_dynamic_batch(module, len(inputs)), optimize=True, verbose=False)
+                      dynamic_shapes=_dynamic_batch(module, len(inputs), spatial), optimize=True, verbose=False)
 
 
 def _export_torchscript(module: nn.Module, inputs: tuple[torch.Tensor, ...], spec: GraphSpec, path: Path,
-                        opset: int) -> None:
+                        opset: int, spatial: tuple[int, ...] = ()) -> None:
     names = [t.name for t in (*spec.inputs, *spec.outputs)]
+    axes = {0: BATCH_AXIS, **{axis: f"{SPATIAL_NAMES.get(axis, 'D')}{axis}" for axis in spatial}}
     torch.onnx.export(module, inputs, str(path), dynamo=False, opset_version=opset,
                       input_names=[t.name for t in spec.inputs], output_names=[t.name for t in spec.outputs],
-                      dynamic_axes={name: {0: BATCH_AXIS} for name in names}, do_constant_folding=True)
+                      dynamic_axes={name: dict(axes) for name in names}, do_constant_folding=True)
+
+
+SPATIAL_NAMES = {2: "H", 3: "W"}
 
 
 def export_module(module: nn.Module, inputs: tuple[torch.Tensor, ...], spec: GraphSpec, path: Path,
-                  opset: int) -> tuple[str, str | None]:
-    """Write ``module`` to ``path``; returns the exporter used and, after a fallback, why."""
+                  opset: int, spatial: tuple[int, ...] = ()) -> tuple[str, str | None]:
+    """Write ``module`` to ``path`` (with ``spatial`` axes dynamic besides the batch); returns the exporter used
+    and, after a fallback, why."""
     module.eval()
     with quiet("torch.onnx", "torch.export", "torch._dynamo", "onnxscript"), torch.no_grad():
         try:
-            _export_dynamo(module, inputs, spec, path, opset)
+            _export_dynamo(module, inputs, spec, path, opset, spatial)
             return "dynamo", None
         # Only the exporter's own conversion errors fall back: anything else (an AttributeError from an import
         # that Ctrl-C cut short, a MemoryError) is not a property of the graph and must not be papered over.
         except torch.onnx.OnnxExporterError as error:
-            reason = _one_line(error)
+            reason = error_line(error, innermost=True)
         path.unlink(missing_ok=True)
         try:
-            _export_torchscript(module, inputs, spec, path, opset)
+            _export_torchscript(module, inputs, spec, path, opset, spatial)
         except Exception as error:
             raise ZooError(f"graph {spec.name}: neither ONNX exporter could export it "
-                           f"(dynamo: {reason}; torchscript: {_one_line(error)})") from None
+                           f"(dynamo: {reason}; torchscript: {error_line(error, innermost=True)})") from None
     return "torchscript", f"dynamo exporter failed: {reason}"
 
 
@@ -158,7 +156,7 @@ def check_file(path: Path, spec: GraphSpec) -> None:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as error:
         raise ZooError(f"graph {spec.name}: the exported {path.name} fails the ONNX checker "
-                       f"({_one_line(error)})") from None
+                       f"({error_line(error, innermost=True)})") from None
     model = onnx.load(str(path))
     found_inputs = [i.name for i in model.graph.input]
     found_outputs = [o.name for o in model.graph.output]
@@ -195,9 +193,47 @@ def metadata_properties(model: str, plugin: str, plugin_version: str, zoo_versio
             "zoo_precision": precision, "zoo_graph": json.dumps(graph_record, sort_keys=True)}
 
 
+def second_size_error(module: nn.Module, path: Path, inputs: tuple[torch.Tensor, ...],
+                      spatial: tuple[int, ...]) -> float:
+    """Relative L2 error of the file against ``module`` on inputs resized to a second, non-square size (8 and 4
+    pixels larger: a dynamic spatial axis must hold at more than the traced size)."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch.nn.functional as F
+
+    resized = []
+    for tensor in inputs:
+        if tensor.ndim == 4 and spatial:
+            size = (tensor.shape[2] + 8, tensor.shape[3] + 4)
+            tensor = F.interpolate(tensor.float(), size=size, mode="bilinear").to(tensor.dtype)
+        resized.append(tensor)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feeds = {arg.name: t.numpy() for arg, t in zip(session.get_inputs(), resized, strict=True)}
+    got = session.run(None, feeds)
+    with torch.no_grad():
+        want = module(*resized)
+    want = (want,) if isinstance(want, torch.Tensor) else tuple(want)
+    worst = 0.0
+    for value, reference in zip(got, want, strict=True):
+        reference = reference.float().numpy()
+        if value.shape != reference.shape:
+            return float("inf")
+        norm = float(np.linalg.norm(reference)) or 1.0
+        worst = max(worst, float(np.linalg.norm(value.astype(np.float32) - reference)) / norm)
+    return worst
+
+
+#: relative L2 a file with dynamic spatial axes must keep at the second size, per precision
+SECOND_SIZE_TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
+
+
 def export_graph(module: nn.Module, inputs: Sequence[torch.Tensor], spec: GraphSpec, path: Path, opset: int,
-                 properties: Mapping[str, str], precision: str = "fp32", float_io: bool = True) -> ExportedFile:
-    """Export, check and stamp one graph at ``precision`` (fp16 halves weights and activations)."""
+                 properties: Mapping[str, str], precision: str = "fp32", float_io: bool = True,
+                 spatial: tuple[int, ...] = ()) -> ExportedFile:
+    """Export, check and stamp one graph at ``precision`` (fp16 halves weights and activations).
+
+    ``spatial``: axes of 4-D inputs to make dynamic besides the batch (a fully convolutional graph); the file is
+    then checked at a second size and, where it fails, exported again with fixed axes (the note says why)."""
     weight_bytes = sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
     if weight_bytes >= PROTOBUF_LIMIT:
         raise ZooError(f"graph {spec.name}: {weight_bytes / 2**30:.1f} GiB of weights exceed the 2 GiB a single-file "
@@ -209,10 +245,22 @@ def export_graph(module: nn.Module, inputs: Sequence[torch.Tensor], spec: GraphS
         if not float_io:
             inputs = tuple(x.half() for x in inputs)
             io_dtype = "float16"
-    exporter, note = export_module(module, inputs, spec, path, opset)
+    exporter, note = export_module(module, inputs, spec, path, opset, spatial)
     check_file(path, spec)
-    stamp_metadata(path, {**properties, "zoo_exporter": exporter}, spec.summary)
-    return ExportedFile(path, exporter, note, io_dtype)
+    if spatial:
+        try:
+            error = second_size_error(module, path, inputs, spatial)
+        except Exception as failure:  # the runtime refuses the second size: the axes are not really free
+            reason = error_line(failure, innermost=True)
+            error, note = float("inf"), f"dynamic spatial axes failed at a second size ({reason})"
+        if not error <= SECOND_SIZE_TOLERANCE.get(precision, 1e-4):
+            note = note or f"dynamic spatial axes off: relative L2 {error:.3g} at a second size"
+            spatial = ()
+            exporter, _ = export_module(module, inputs, spec, path, opset)
+            check_file(path, spec)
+    stamp_metadata(path, {**properties, "zoo_exporter": exporter,
+                          "zoo_dynamic_axes": json.dumps(list(spatial))}, spec.summary)
+    return ExportedFile(path, exporter, note, io_dtype, tuple(spatial))
 
 
 def export_model_graph(model: Any, recipe: Any, module: nn.Module, graph: GraphSpec, path: Path,
@@ -228,5 +276,8 @@ def export_model_graph(model: Any, recipe: Any, module: nn.Module, graph: GraphS
 
     properties = metadata_properties(model.name, model.distribution, model.version, zoo_version,
                                      graph_json(graph, recipe.config, config_gflops(recipe, graph, module)), precision)
+    from zoo_core.runtime import dynamic_axes
+
     inputs = recipe.example_inputs(graph.name, TRACE_BATCH, torch.Generator().manual_seed(seed))
-    return export_graph(module, inputs, graph, path, opset, properties, precision, float_io)
+    return export_graph(module, inputs, graph, path, opset, properties, precision, float_io,
+                        spatial=dynamic_axes(model.spec, graph.name))

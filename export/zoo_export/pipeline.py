@@ -239,7 +239,8 @@ def _validate_graph(stage: Path, graph: GraphSpec, files: dict[str, ExportedFile
 
 def _file_record(exported: ExportedFile) -> dict[str, Any]:
     return {"file": exported.path.name, "sha256": file_sha256(exported.path), "bytes": exported.path.stat().st_size,
-            "exporter": exported.exporter, "exporter_note": exported.note, "io_dtype": exported.io_dtype}
+            "exporter": exported.exporter, "exporter_note": exported.note, "io_dtype": exported.io_dtype,
+            "dynamic_axes": list(exported.dynamic_axes)}
 
 
 def _export_files(runner: TorchRunner, model: RegisteredModel, graph: GraphSpec, stage: Path,

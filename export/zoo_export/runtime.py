@@ -80,9 +80,15 @@ class OnnxRunner:
         self.bindings[graph] = session.bind(buffers)
         return self.bindings[graph]
 
+    def dynamic_axes(self, graph: str) -> tuple[int, ...]:
+        """Axes besides the batch the file takes at any size: those its first input names symbolically (an export
+        of a fully convolutional graph, checked at two sizes; the manifest records them as ``dynamic_axes``)."""
+        shape = self.session(graph).inputs[0].shape
+        return tuple(axis for axis, dim in enumerate(shape) if axis > 0 and not isinstance(dim, int))
+
     def run(self, graph: str, *inputs: Any) -> tuple[torch.Tensor, ...]:
         """CPU float tensors in, CPU float32 tensors out, through IOBinding on the session's device."""
-        check_inputs(self.graph_spec(graph), self.config, inputs)
+        check_inputs(self.graph_spec(graph), self.config, inputs, self.dynamic_axes(graph))
         bound = self.bound(graph, [tuple(x.shape) for x in inputs])
         for buffer, value in zip(bound.inputs, inputs, strict=True):
             buffer.copy_(value)  # host to device, and to float16 for fp16 inputs
