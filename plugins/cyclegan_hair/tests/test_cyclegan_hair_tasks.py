@@ -54,7 +54,7 @@ def test_translate_writes_one_png_per_input_and_a_grid(zoo, tiny_run: Path, tmp_
     # face0 is named twice (as a file and in its folder): the second copy is numbered, not overwritten
     assert written == ["face0_1_black.png", "face0_black.png", "face1_black.png", "face2_black.png",
                        "translate_grid.png"]
-    assert png_size(out / "face1_black.png") == (32, 32)
+    assert png_size(out / "face1_black.png") == (40, 50)  # translated at its own size, not the preset's 32²
     assert png_size(out / "translate_grid.png") == (SCALE * (8 * CELL + 2), SCALE * (CELL + 2) + CAPTION_BAND)
     assert "4 blond2black translations" in result.stderr
 
