@@ -190,14 +190,45 @@ def measure(work: Path, command: str) -> dict[str, Any]:
             "rows": rows, "sites": sizes, "runtime_files_bytes": wasm}
 
 
+def markdown(figures: dict[str, Any]) -> str:
+    """The BENCHMARKS.md section for ``figures``."""
+    cpu = figures["cpu"]
+    lines = [
+        "## In the browser (onnxruntime-web)",
+        "",
+        f"`zoo export --format web` sites in headless Chromium {figures['chromium']} (onnxruntime-web "
+        f"{figures['onnxruntime_web']}, WASM SIMD) against native onnxruntime {figures['onnxruntime']} at the same "
+        f"thread count. {cpu['model']}, {cpu['cores']} cores ({', '.join(cpu['flags'])}), {figures['date']}; "
+        f"load before: `{figures['uptime_before']}`, after: `{figures['uptime_after']}`. Command: "
+        "`python benchmarks/scripts/web_figures.py build --work /tmp/zoo-web-figures` then "
+        f"`{figures['command']}`. {figures['weights'].capitalize()}. Method: {figures['method']}.",
+        "",
+        "| graph | threads | browser items/s | native items/s | browser / native | browser GFLOP/s | native GFLOP/s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in figures["rows"]:
+        lines.append(f"| {row['case']} | {row['threads']} | {row['browser_items_per_s']:.4g} | "
+                     f"{row['native_items_per_s']:.4g} | {row['ratio']:.2f}× | {row['browser_gflop_per_s']:.3g} | "
+                     f"{row['native_gflop_per_s']:.3g} |")
+    lines += ["", "Site size per model (page + onnxruntime-web's one .wasm variant + the model's files):", "",
+              "| site | model | MB | of which .onnx (fp32) MB |", "| --- | --- | --- | --- |"]
+    for size in figures["sites"]:
+        lines.append(f"| {size['site']} | {size['model']} | {size['megabytes']:.1f} | "
+                     f"{size['onnx_fp32_bytes'] / 1e6:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["build", "measure"])
+    parser.add_argument("step", choices=["build", "measure", "markdown"])
     parser.add_argument("--work", type=Path, default=Path("/tmp/zoo-web-figures"))
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.step == "build":
         build(args.work)
+        return
+    if args.step == "markdown":
+        print(markdown(json.loads(args.out.read_text())), end="")
         return
     command = ("flock -x /tmp/zoo-cpu.lock python benchmarks/scripts/web_figures.py measure --work "
                f"{args.work}")

@@ -306,9 +306,10 @@ function sampleWidget(model, task) {
   const prior = task.web.prior;
   w.controls.append(el("label", { text: "seed " }, seed), el("label", { text: "images " }, count),
     el("label", { text: "per row " }, columns), button);
-  w.result.append(out, el("p", { class: "card", text: prior
+  const seeded = "; normals from the seed by mulberry32 + Box-Muller, so a seed gives other images than in Python";
+  w.result.append(out, el("p", { class: "card", text: (prior
     ? `z ~ N(mean, std²) fitted at export time to the codes of ${prior.items} data images`
-    : "z ~ N(0, I)" }));
+    : "z ~ N(0, I)") + seeded }));
   action(button, w.error, async () => {
     const n = boundedInt(count, "images"), perRow = boundedInt(columns, "per row");
     const z = normals(boundedInt(seed, "seed"), n * dim);
