@@ -213,7 +213,8 @@ def _run_rows(ray: Any, rows: list[dict[str, Any]], model_name: str, task_name: 
             if address:
                 ray.init(address=address, log_to_driver=False)
             else:
-                ray.init(include_dashboard=False, log_to_driver=False)
+                # a private instance on this machine's loopback only, as many CPUs as it has
+                ray.init(address="local", include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
         actors = workers or max(1, min(len(rows), int(ray.cluster_resources().get("CPU", 1))))
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
         kwargs = {"model": model_name, "task": task_name, "runtime": runtime, "params": values, "seed": seed,

@@ -56,7 +56,7 @@ def test_translate_writes_one_png_per_input_and_a_grid(zoo, tiny_run: Path, tmp_
                        "translate_grid.png"]
     assert png_size(out / "face1_black.png") == (40, 50)  # translated at its own size, not the preset's 32²
     assert png_size(out / "translate_grid.png") == (SCALE * (8 * CELL + 2), SCALE * (CELL + 2) + CAPTION_BAND)
-    assert "4 blond2black translations" in result.stderr
+    assert "wrote 4, skipped 0, failed 0" in result.stderr
 
 
 def test_translate_refuses_a_file_as_out(zoo, tiny_run: Path, tmp_path: Path) -> None:
