@@ -88,9 +88,10 @@ def runtime_module() -> Any:
 
 def set_threads(count: int) -> None:
     """The XNNPACK thread pool's size (ExecuTorch's default is one thread per core it detects)."""
-    from executorch.extension.pybindings import portable_lib
+    with native_stderr_silenced(), quiet(*_LOGGERS):  # it logs "Resetting threadpool" on stderr
+        from executorch.extension.pybindings import portable_lib
 
-    portable_lib._unsafe_reset_threadpool(count)
+        portable_lib._unsafe_reset_threadpool(count)
 
 
 def _bounded_batch(module: nn.Module, count: int, max_batch: int) -> tuple[Any, ...]:
