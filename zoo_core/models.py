@@ -192,10 +192,11 @@ def read_checkpoint(model: RegisteredModel, path: Path) -> Checkpoint:
 
 def load_model(model: RegisteredModel, run: Path | None = None, checkpoint: Path | None = None,
                device: str | torch.device = "auto", which: Which | None = None,
-               log: Callable[[str], None] | None = log_to_stderr) -> LoadedModel:
+               log: Callable[[str], None] | None = log_to_stderr, origin: str | None = None) -> LoadedModel:
     """Build ``model`` at its checkpoint's config and load the weights (see :func:`choose_checkpoint`).
 
-    ``log`` gets one line naming the file loaded and why (default: stderr; None: quiet).
+    ``log`` gets one line naming the file loaded and why (default: stderr; None: quiet); ``origin`` is the why
+    when the caller knows better than "--checkpoint" (``--weights mnist``).
     """
     target = device if isinstance(device, torch.device) else select_device(device)
     choice = choose_checkpoint(model, run, checkpoint, which)
@@ -207,7 +208,7 @@ def load_model(model: RegisteredModel, run: Path | None = None, checkpoint: Path
     for net in networks.values():
         net.to(target).eval()
     if log is not None:
-        log(f"zoo: loaded {choice.path} ({choice.reason})")
+        log(f"zoo: loaded {choice.path} ({origin or choice.reason})")
     return LoadedModel(model, recipe, networks, config, target, choice.path, ckpt.meta)
 
 

@@ -126,7 +126,9 @@ class TorchRunner:
             if source.run is not None or source.checkpoint is not None:
                 raise UsageError("--weights names the weights already; drop --run and --checkpoint")
             checkpoint = resolve_weights(model, source.weights, log=log)
-        self._attach(load_model(model, run=source.run, checkpoint=checkpoint, device=source.device, log=log))
+        origin = f"--weights {source.weights}" if source.weights is not None else None
+        self._attach(load_model(model, run=source.run, checkpoint=checkpoint, device=source.device, log=log,
+                                origin=origin))
 
     @classmethod
     def from_loaded(cls, loaded: LoadedModel) -> TorchRunner:
