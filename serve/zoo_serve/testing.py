@@ -70,6 +70,7 @@ def run_schemathesis(url: str, examples: int, seed: int = 7, request_timeout_s: 
     failures = re.search(r"(\d+) (?:unique )?failures?", output.split("SUMMARY")[-1]) if "SUMMARY" in output else None
     errors = re.search(r"(\d+) errors?", output.split("SUMMARY")[-1]) if "SUMMARY" in output else None
     passed = re.search(r"(\d+) passed", output.split("SUMMARY")[-1])
-    return {"command": " ".join(command[:1] + command[3:]), "exit_code": done.returncode, "generated": generated,
+    return {"command": " ".join([Path(command[0]).name, *command[3:]]), "exit_code": done.returncode,
+            "generated": generated,
             "passed": int(passed[1]) if passed else 0, "failures": int(failures[1]) if failures else 0,
             "errors": int(errors[1]) if errors else 0, "output": output[:12000]}
