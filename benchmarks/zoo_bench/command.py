@@ -73,7 +73,8 @@ def cell_progress(total: int, enabled: bool) -> Iterator[Callable[[Any, Any], No
 @click.argument("model", type=MODEL)
 @click.option("--graphs", help="Comma-separated graphs to time (default: all of the model's graphs).")
 @click.option("--runtimes", default=",".join(RUNTIMES), show_default=True,
-              help="Comma-separated runtimes (also: aoti); torch fp32 is always timed as the baseline.")
+              help="Comma-separated runtimes (also: aoti, executorch, and installed backends such as openvino); "
+                   "torch fp32 is always timed as the baseline.")
 @click.option("--precision", "precisions", default="fp32", show_default=True,
               help="Comma-separated: fp32,fp16,bf16,int8 (int8: onnxruntime on CPU).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)

@@ -33,13 +33,17 @@ from zoo_core.checkpoint import file_sha256
 from zoo_core.runtime import RuntimeSource, TorchRunner
 
 
+def _untimed(paths: list[Path], feeds: object) -> list[float]:
+    return [1.0] * len(paths)  # the ONNX int8 search's speed check is not what these tests are about
+
+
 @pytest.fixture(scope="module")
 def et_export(tiny: Exported, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """tiny_vae's run exported with --format executorch --int8 (both graphs, both precisions), and its log."""
     out = tmp_path_factory.mktemp("executorch") / "export"
     lines: list[str] = []
-    export_model(tiny.model, ExportOptions(run=tiny.run, out=out, executorch=True, int8=Int8Options(samples=16),
-                                           log=lines.append))
+    int8 = Int8Options(samples=16, method="minmax", keep_slower=True, timer=_untimed, progress=False)
+    export_model(tiny.model, ExportOptions(run=tiny.run, out=out, executorch=True, int8=int8, log=lines.append))
     return out, lines
 
 
@@ -104,10 +108,6 @@ def test_every_task_runs_through_executorch_with_the_networks_module_blocked(
             generate(tiny.model.name, task.name, [], ["--runtime", "torch", "--run", tiny.run],
                      tmp_path / task.name / "torch")
             assert not compare_pngs(tmp_path / task.name / "torch", tmp_path / task.name / "et"), task.name
-
-
-def _untimed(paths: list[Path], feeds: object) -> list[float]:
-    return [1.0] * len(paths)  # the ONNX int8 search's speed check is not what these tests are about
 
 
 @pytest.mark.parametrize("name", list(FIRST_PARTY_NETWORKS))
