@@ -189,7 +189,7 @@ async def soak(url: str, rate: float, seconds: float, window_s: float, pid: int 
 
     async with _client(url, max_outstanding) as http:
         sampler = asyncio.create_task(sample_memory())
-        sent = 0
+        sent, reported = 0, 0
         while (now := time.monotonic()) - began < seconds:
             due = began + sent / rate
             if due > now:
@@ -201,8 +201,9 @@ async def soak(url: str, rate: float, seconds: float, window_s: float, pid: int 
             task = asyncio.create_task(one(http, mix.next()))
             outstanding.add(task)
             task.add_done_callback(outstanding.discard)
-            if progress is not None and len(windows) > 1 and windows[-2].requests and sent % max(1, int(rate)) == 0:
-                progress(windows[-2].summary())
+            if progress is not None and len(windows) - 1 > reported:  # each window once, when the next began
+                reported = len(windows) - 1
+                progress(windows[reported - 1].summary())
         await asyncio.wait_for(asyncio.gather(*outstanding), 60)
         sampler.cancel()
     return {"rate_per_s": rate, "seconds": seconds, "window_s": window_s, "skipped_by_generator": skipped,
