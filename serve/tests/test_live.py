@@ -158,11 +158,11 @@ def test_non_loopback_host_warns(monkeypatch: pytest.MonkeyPatch, exports: dict[
 
     calls: list[dict[str, object]] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(options))
-    result = invoke("serve", "--export", exports["ae_mnist"], "--host", "0.0.0.0")
+    result = invoke("serve", "--export", exports["ae_mnist"], "--host", "0.0.0.0", "--port", "0")
     assert result.exit_code == 0, result.output
     assert "warning: binding 0.0.0.0 exposes the server" in result.output and "no --api-key" in result.output
     assert calls[0]["host"] == "0.0.0.0"
-    default = invoke("serve", "--export", exports["ae_mnist"])
+    default = invoke("serve", "--export", exports["ae_mnist"], "--port", "0")
     assert "warning" not in default.output and calls[1]["host"] == LOOPBACK
 
 
@@ -177,21 +177,21 @@ def test_bare_zoo_serve_finds_the_demo_exports(monkeypatch: pytest.MonkeyPatch, 
     shutil.copytree(exports["ae_mnist"], tmp_path / "demo-output" / "exports" / "ae_mnist")
     apps: list[object] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: apps.append(app))
-    result = invoke("serve")
+    result = invoke("serve", "--port", "0")  # port 0: the test does not depend on 8000 being free
     assert result.exit_code == 0, result.output
     assert "demo-output/exports/ (after `make demo`, as exports/ holds none)" in result.output
     assert list(apps[0].state.server.graphs) == ["ae_mnist.encoder", "ae_mnist.decoder", "ae_mnist.autoencoder"]
-    rooted = invoke("serve", "--exports-root", tmp_path / "demo-output" / "exports")
+    rooted = invoke("serve", "--exports-root", tmp_path / "demo-output" / "exports", "--port", "0")
     assert rooted.exit_code == 0 and "make demo" not in rooted.output
 
 
 def test_nothing_to_serve_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    result = invoke("serve")
+    result = invoke("serve", "--port", "0")
     assert result.exit_code != 0
     assert result.output.strip().splitlines() == [result.output.strip()]
     assert "nothing to serve" in result.output
     empty = tmp_path / "empty"
     empty.mkdir()
-    bad = invoke("serve", "--export", empty)
+    bad = invoke("serve", "--export", empty, "--port", "0")
     assert bad.exit_code != 0 and "manifest.json" in bad.output and "Traceback" not in bad.output
