@@ -55,6 +55,7 @@ class TaskMapper:
 
         if threads:
             os.environ.setdefault("ZOO_ORT_THREADS", str(threads))
+        os.environ.setdefault("ZOO_ORT_SPIN", "0")  # idle session threads sleep, leaving cores to decode and write
         apply_threads(threads)
         source = RuntimeSource(run=_path(run), checkpoint=_path(checkpoint), export=_path(export), device=device,
                                precision=precision, weights=weights)

@@ -112,6 +112,8 @@ class SessionSettings:
     cudnn_conv_algo_search: str = "EXHAUSTIVE"
     disable_cpu_fallback: bool = False
     profile_prefix: Path | None = None
+    #: idle intra-op threads spin (ORT's default); off, they sleep and leave the cores to other work (streaming)
+    spin: bool = True
 
     def __post_init__(self) -> None:
         if self.device not in ("cpu", "cuda"):
@@ -149,7 +151,7 @@ class SessionSettings:
         precision = precision or os.environ.get(ENV_PREFIX + "PRECISION", "fp32") or "fp32"
         return cls.resolve(device, precision=precision,
                            intra_op_threads=int(threads), cuda_graph=_env_flag("CUDA_GRAPH", False),
-                           tf32=_env_flag("TF32", False))
+                           tf32=_env_flag("TF32", False), spin=_env_flag("SPIN", True))
 
 
 def session_options(settings: SessionSettings) -> Any:
@@ -159,6 +161,8 @@ def session_options(settings: SessionSettings) -> Any:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = settings.intra_op_threads
     options.log_severity_level = 3
+    if not settings.spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if settings.disable_cpu_fallback:
         options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     if settings.profile_prefix is not None:
