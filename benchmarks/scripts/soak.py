@@ -109,6 +109,7 @@ def main() -> None:
         outcome = verdict(result, args.warmup_windows, args.compare_windows)
         log_text = log.read_text(errors="replace")
     passed = (outcome["server_errors"] == 0 and outcome["failures"] == 0 and outcome["p99_ratio"] <= 1.5
+              and outcome["skipped_by_generator"] == 0
               and outcome["rss_growth"] is not None and outcome["rss_growth"] <= 0.05 and code == 0)
     record = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cpu": cpu_model(), "cores": os.cpu_count(),
               "command": " ".join([Path(sys.executable).name, *sys.argv]), "load_before": load_before,
