@@ -9,6 +9,7 @@ temporary folder and read back into a result (:func:`zoo_core.results.result_fro
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ class TaskContext:
     data_provider: Callable[[Recipe], TrainingData] | None = None
     _data: TrainingData | None = None
     _notes: list[str] = field(default_factory=list)
+    _private_out: Path | None = None  # the folder output() made for an API 0.1 task that declares no parameters
 
     @property
     def config(self) -> dict[str, Any]:
@@ -70,8 +72,9 @@ class TaskContext:
     # -- API 0.1: tasks that wrote their own files --------------------------------------------------------------
     def output(self, default_name: str) -> Path:
         """API 0.1: where a task writes its picture (inside :attr:`out`)."""
-        if self.out is None:
-            raise ZooError(f"task of {self.model.name} asked for an output path; tasks return a TaskResult")
+        if self.out is None:  # an API 0.1 task with no parameters looks like a 0.2 one until it asks for a path
+            self._private_out = Path(tempfile.mkdtemp(prefix="zoo-task-"))
+            self.out = self._private_out
         if self.out.suffix == "" or self.out.is_dir():
             return self.out / default_name
         return self.out
@@ -196,9 +199,13 @@ def run_task(model: RegisteredModel, task_name: str, runner: GraphRunner, params
     function = load_object(task.function)
     if task.legacy:
         return _run_legacy(ctx, function, arguments, task)
-    result = function(ctx, **arguments)
-    if result is None:  # an API 0.1 task without parameters: it wrote files, as _run_legacy expects
-        return _run_legacy(ctx, function, arguments, task)
+    try:
+        result = function(ctx, **arguments)
+        if result is None and ctx._private_out is not None:  # an API 0.1 task without parameters wrote files
+            return result_from_files(_pngs(ctx._private_out), "; ".join(ctx._notes) or f"{model.name} {task.name}")
+    finally:
+        if ctx._private_out is not None:
+            shutil.rmtree(ctx._private_out, ignore_errors=True)
     if not isinstance(result, TaskResult):
         raise ZooError(f"task {model.name} {task.name} returned {type(result).__name__}, not a TaskResult")
     return result
@@ -212,8 +219,12 @@ def _run_legacy(ctx: TaskContext, function: Callable[..., Any], arguments: dict[
         ctx.out = Path(folder) / "out"
         ctx.out.mkdir()
         function(ctx, **click_values(task, arguments, Path(folder) / "inputs"))
-        files = {p.relative_to(ctx.out).as_posix(): p.read_bytes() for p in sorted(ctx.out.rglob("*.png"))}
+        files = _pngs(ctx.out)
     return result_from_files(files, "; ".join(ctx._notes) or f"{ctx.model.name} {task.name}")
+
+
+def _pngs(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*.png"))}
 
 
 __all__ = ["REQUIRED", "TaskContext", "bind_params", "check_value", "run_task", "task_params"]
