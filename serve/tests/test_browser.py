@@ -197,8 +197,7 @@ def test_hair_photo_upload_and_round_trip(gallery: Any, sizes: dict[str, int], t
     click(gallery, "hair-run")
     for element in ("hair-original", "hair-translated", "hair-roundtrip"):
         width, height, spread = shown(gallery, element)
-        side = 64 if element == "hair-original" else sizes["cyclegan_hair"]
-        assert (width, height) == (side, side)
+        assert (width, height) == (64, 64)  # translate keeps an upload's own size (the export's axes are dynamic)
         assert spread > BLANK, element
 
 
