@@ -38,8 +38,9 @@ def test_soak_at_70_percent_of_the_measured_maximum(soaked: LiveServer) -> None:
     assert outcome["rss_growth"] is not None and outcome["rss_growth"] <= 0.05, outcome
     kinds = {s for w in result["windows"] for s in w["statuses"]}
     assert {"200", "400", "404"} <= kinds
-    # Other tests on the two cores can slow the server below the rate measured a moment before; then the
-    # generator skips what it cannot start (64 waiting) and latency measures the neighbours, not the server.
-    assert outcome["requests"] >= 0.3 * offered, outcome
+    # Other tests on the two cores (and this process's own client) can slow the pair below the rate measured a
+    # moment before; then the generator skips what it cannot start (64 waiting) and latency measures the
+    # neighbours, not the server. A stalled server shows as failures: each request times out after 30 s.
+    assert outcome["requests"] >= min(1000, 0.3 * offered), outcome
     if outcome["skipped_by_generator"] == 0:
         assert outcome["p99_last_ms"] <= max(3 * outcome["p99_first_ms"], outcome["p99_first_ms"] + 250), outcome
