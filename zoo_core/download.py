@@ -159,7 +159,7 @@ def _transfer(url: str, partial: Path, have: int, size: int | None, bar: _Bar) -
         if start == 0 and have:
             have = 0  # the server ignored the range: it sends the whole file again
         length = response.headers.get("Content-Length")
-        expected_end = start + int(length) if length and length.isdigit() else size
+        expected_end = start + int(length) if length and length.isascii() and length.isdigit() else size
         if size is not None and expected_end is not None and expected_end > size:
             raise ZooError(f"download of {url}: the server sends {expected_end} bytes, the file has {size}; "
                            "it serves another file")

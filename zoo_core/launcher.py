@@ -59,7 +59,7 @@ def worker_arguments(command: Any, params: Mapping[str, Any], argument: str) -> 
 
 def _check_endpoint(endpoint: str) -> None:
     host, _, port = endpoint.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise UsageError(f"--rdzv-endpoint {endpoint!r}: expected HOST:PORT, e.g. node0.example.org:29400")
 
 

@@ -146,7 +146,7 @@ def check_optimizers(value: Any, where: str) -> None:
 
 
 def _index(text: str) -> bool:
-    return text.isdigit() and len(text) < 10
+    return text.isascii() and text.isdigit() and len(text) < 10  # "³".isdigit() holds, int("³") fails
 
 
 def check_checkpoint_meta(spec: ModelSpec, meta: Mapping[str, Any], path: Path,

@@ -79,7 +79,7 @@ def internal_error_response(error: Exception) -> JSONResponse:
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
     """The whole request body, or None if the client went away; longer than ``limit`` bytes is a 413."""
     declared = dict(scope["headers"]).get(b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise BadRequest(f"the request body is larger than the {limit} bytes this server takes", status=413)
     chunks, size = [], 0
     while True:
