@@ -53,7 +53,7 @@ def environment_variables_in_code() -> set[str]:
                 continue
             text = path.read_text(errors="replace")
             found.update(re.findall(r"[\"'](ZOO_[A-Z0-9_]*[A-Z0-9])[\"']", text))
-            # names built on a prefix constant: ENV_PREFIX = "ZOO_ORT_", then _env_flag("TF32") or ENV_PREFIX + "THREADS"
+            # names on a prefix constant: ENV_PREFIX = "ZOO_ORT_", then _env_flag("TF32") or ENV_PREFIX + "THREADS"
             for prefix_name, prefix in re.findall(r"^(\w+) = [\"'](ZOO_[A-Z0-9_]*_)[\"']", text, flags=re.MULTILINE):
                 found.update(prefix + name for name in re.findall(
                     rf"(?:{prefix_name} \+ |_env_flag\()[\"']([A-Z0-9_]+)[\"']", text))
