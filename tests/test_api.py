@@ -83,3 +83,28 @@ def test_the_api_version_is_zoo_cores_own_and_pins_a_compatible_range() -> None:
     assert api.API_VERSION == ".".join(version.split(".")[:2])
     assert api.compatible_range("0.1") == "zoo-core>=0.1,<0.2"
     assert api.compatible_range("1.3") == "zoo-core>=1.3,<2"
+
+
+EXTENSION_PACKAGES = ("export/zoo_export", "serve/zoo_serve", "benchmarks/zoo_bench", "openvino/zoo_openvino")
+EXTENSION_SOURCES = sorted(p for folder in EXTENSION_PACKAGES for p in (ROOT / folder).rglob("*.py")
+                           if "tests" not in p.relative_to(ROOT / folder).parts)
+
+
+@pytest.mark.parametrize("path", EXTENSION_SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_extensions_import_only_the_plugin_and_extension_apis(path: Path) -> None:
+    """export, serve, bench and OpenVINO reach the core through zoo_core.api and zoo_core.extend alone."""
+    from zoo_core import extend
+
+    allowed = {"zoo_core.api": set(api.__all__), "zoo_core.extend": set(extend.__all__),
+               "zoo_core": {"__version__", "hookimpl"}}
+    outside = [f"line {line}: {module} {name}".rstrip() for line, module, name in zoo_core_imports(path.read_text())
+               if name not in allowed.get(module, set())]
+    assert outside == [], f"{path}: import these from zoo_core.api or zoo_core.extend (or add them there)"
+
+
+def test_every_extension_name_resolves() -> None:
+    from zoo_core import extend
+
+    assert len(extend.__all__) > 20
+    for name in extend.__all__:
+        assert getattr(extend, name) is not None, name

@@ -63,6 +63,9 @@ _EXPORTS: dict[str, str] = {
     "to_uint8_images": "zoo_core.results:to_uint8_images",
     "ImageInput": "zoo_core.inputs:ImageInput",
     "load_tensor": "zoo_core.inputs:load_tensor",
+    "any_size": "zoo_core.spatial:any_size",
+    "accepts_any_size": "zoo_core.spatial:accepts_any_size",
+    "wants_picture": "zoo_core.streaming:wants_picture",
     # -- data: in-memory image sets, the embedded data sets and the readers of real layouts ------------------
     "ImageSet": "zoo_core.data.imageset:ImageSet",
     "to_float": "zoo_core.data.imageset:to_float",
@@ -99,6 +102,7 @@ _EXPORTS: dict[str, str] = {
     "load_model": "zoo_core.models:load_model",
     "build_model": "zoo_core.models:build_model",
     "build_recipe": "zoo_core.models:build_recipe",
+    "build_networks": "zoo_core.models:build_networks",
     "LoadedModel": "zoo_core.models:LoadedModel",
     "select_device": "zoo_core.models:select_device",
     "load_checkpoint": "zoo_core.checkpoint:load_checkpoint",

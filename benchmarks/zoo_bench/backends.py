@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from zoo_bench.choices import COMPILE_MODES, MEMORY_FORMATS
-from zoo_core.spec import GraphSpec
+from zoo_core.extend import GraphSpec
 
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 

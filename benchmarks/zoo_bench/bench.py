@@ -32,8 +32,7 @@ from zoo_bench.measure import Peak, config_differs, count_gflops, measure_peak
 from zoo_bench.ort_backend import OnnxRuntime, measure_int8_peak
 from zoo_bench.sources import onnx_files, resolve_source
 from zoo_bench.timing import TimingRule, time_calls, warm_up
-from zoo_core.errors import UsageError, error_line
-from zoo_core.plugins import RegisteredModel
+from zoo_core.extend import RegisteredModel, UsageError, error_line
 
 BASELINE = ("torch", "fp32")
 DEFAULT_BATCH_SIZES = {"cpu": (1, 8), "cuda": (1, 8, 64)}
@@ -149,7 +148,7 @@ class BenchReport:
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` is CUDA when present, else CPU; ``cuda`` without CUDA stays cuda, and every cell says why it skipped."""
-    from zoo_core.models import select_device
+    from zoo_core.extend import select_device
 
     return select_device(name, choices=("cpu", "cuda"), must_exist=False)
 
@@ -292,7 +291,7 @@ class Benchmark:
 
     def run_model(self, model: RegisteredModel, cells: Sequence[Cell] | None = None) -> list[CellResult]:
         """Measure ``cells`` (default: the model's whole plan) and add them to the report."""
-        from zoo_core.models import build_model, load_model
+        from zoo_core.extend import build_model, load_model
 
         spec = model.spec
         o = self.options

@@ -11,8 +11,7 @@ from typing import Any
 import click
 
 from zoo_bench.choices import COMPILE_MODES, DEVICES, MEMORY_FORMATS, RUNTIMES
-from zoo_core.cli import MODEL
-from zoo_core.errors import UsageError, ZooError
+from zoo_core.extend import MODEL, UsageError, ZooError
 
 
 def split_names(text: str | None, option: str) -> tuple[str, ...]:
@@ -129,8 +128,7 @@ def bench_command(model: str, graphs: str | None, runtimes: str, precisions: str
     from zoo_bench.bench import Benchmark, BenchOptions, plan_cells
     from zoo_bench.report import print_table, write_json, write_markdown, write_plot
     from zoo_bench.timing import TimingRule
-    from zoo_core.config import parse_assignment
-    from zoo_core.registry import get_model
+    from zoo_core.extend import get_model, parse_assignment
 
     registered = get_model(model)
     if weights is not None:  # published weights: used as the checked checkpoint file they resolve to

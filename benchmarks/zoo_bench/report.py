@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_bench.bench import BenchReport, CellResult, ModelRun
-from zoo_core import io as zio
+from zoo_core.extend import io as zio
 
 COLUMNS = ("graph", "batch", "runtime", "precision", "items/s", "p50 ms", "p90 ms", "p99 ms", "speedup",
            "GFLOP/s", "% peak", "warm-up s", "notes")

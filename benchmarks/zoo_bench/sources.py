@@ -18,8 +18,7 @@ from typing import Any
 
 import torch
 
-from zoo_core.errors import ZooError
-from zoo_core.plugins import RegisteredModel
+from zoo_core.extend import RegisteredModel, ZooError
 
 
 @dataclass
@@ -40,13 +39,13 @@ class WeightSource:
 def resolve_source(model: RegisteredModel, preset: str | None, overrides: Mapping[str, Any],
                    checkpoint: Path | None, export_dir: Path | None) -> WeightSource:
     """Random weights at ``preset`` (default: the card preset), or a checkpoint's, or an export's."""
-    from zoo_core.config import resolve_config
+    from zoo_core.extend import resolve_config
 
     spec = model.spec
     if export_dir is not None:
         from zoo_export.manifest import load_export
 
-        from zoo_core.checkpoint import file_sha256
+        from zoo_core.extend import file_sha256
 
         record = load_export(export_dir, model=model.name)
         if checkpoint is None:
@@ -61,7 +60,7 @@ def resolve_source(model: RegisteredModel, preset: str | None, overrides: Mappin
         config = dict(record.config)
         return WeightSource(str(config.get("preset", "-")), f"export {export_dir}", config, checkpoint, record)
     if checkpoint is not None:
-        from zoo_core.models import read_checkpoint
+        from zoo_core.extend import read_checkpoint
 
         config = dict(read_checkpoint(model, checkpoint).config)
         return WeightSource(str(config.get("preset", "-")), f"checkpoint {checkpoint}", config, checkpoint)

@@ -246,7 +246,7 @@ def run_suite(options: BenchOptions, models: Sequence[str] | None, progress: boo
     """Measure every (or each named) registered model with ``options``."""
     from zoo_bench.command import cell_progress
     from zoo_bench.ort_backend import OnnxRuntime
-    from zoo_core.registry import get_model, list_models
+    from zoo_core.extend import get_model, list_models
 
     registered = [get_model(name) for name in models] if models else list_models()
     extra = {}
@@ -286,8 +286,7 @@ def read_startup(results: Path) -> dict[str, Any] | None:
 
 def main(argv: Sequence[str] | None = None, root: Path | None = None) -> int:
     """Run the suite; a bad option or model is one line on stderr and exit status 2."""
-    from zoo_core.errors import ZooError
-    from zoo_core.registry import UnknownName
+    from zoo_core.extend import UnknownName, ZooError
 
     try:
         return run(argv, root)
@@ -299,7 +298,7 @@ def main(argv: Sequence[str] | None = None, root: Path | None = None) -> int:
 def run(argv: Sequence[str] | None, root: Path | None) -> int:
     from zoo_bench.bench import resolve_device
     from zoo_bench.command import split_ints, split_names, warn_if_busy
-    from zoo_core import io as zio
+    from zoo_core.extend import io as zio
 
     root = (root or Path.cwd()).resolve()
     parser = argparse.ArgumentParser(prog="suite.py", description=__doc__.splitlines()[0])

@@ -132,7 +132,8 @@ def test_cli_exports_newest_run_to_exports_model_by_default(tiny: Exported, inst
 def reuse_exported_files(tiny: Exported, monkeypatch: pytest.MonkeyPatch) -> None:
     """Skip the slow exporter in tests of the directory handling: copy the module's exported file instead."""
 
-    def copy_file(module, inputs, spec, path, opset, properties, precision="fp32", float_io=True) -> ExportedFile:
+    def copy_file(module, inputs, spec, path, opset, properties, precision="fp32", float_io=True,
+                  spatial=()) -> ExportedFile:
         shutil.copyfile(tiny.export / path.name, path)
         return ExportedFile(path, "dynamo", None, "float32")
 

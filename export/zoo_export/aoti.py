@@ -23,11 +23,17 @@ from typing import Any
 
 import torch
 
-from zoo_core.checkpoint import file_sha256
-from zoo_core.errors import UsageError, ZooError, error_line
-from zoo_core.plugins import RegisteredModel
-from zoo_core.runtime import RuntimeSource, check_inputs, refuse_precision
-from zoo_core.spec import GraphSpec
+from zoo_core.extend import (
+    GraphSpec,
+    RegisteredModel,
+    RuntimeSource,
+    UsageError,
+    ZooError,
+    check_inputs,
+    error_line,
+    file_sha256,
+    refuse_precision,
+)
 from zoo_export.manifest import ExportRecord, load_export, tolerance
 from zoo_export.onnx_export import _dynamic_batch, quiet
 from zoo_export.validation import BATCHES, compare

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from zoo_core.cli import MODEL
-from zoo_core.errors import UsageError
+from zoo_core.extend import MODEL, UsageError
 
 
 def _graph_names(text: str | None) -> list[str] | None:
@@ -63,8 +62,7 @@ def export_command(model: str, run: Path | None, checkpoint: Path | None, out: P
                    no_validate: bool, force: bool, triton: Path | None = None, triton_max_batch: int = 8,
                    threads: int | None = None, int8_keep_slower: bool = False, web_webgpu: bool = False) -> None:
     """Export MODEL's graphs to ONNX, validate them against PyTorch and write manifest.json."""
-    from zoo_core.registry import get_model
-    from zoo_core.threads import apply_threads
+    from zoo_core.extend import apply_threads, get_model
 
     apply_threads(threads)
     from zoo_export.pipeline import ExportOptions, export_model

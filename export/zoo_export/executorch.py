@@ -31,13 +31,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from zoo_core import io as zio
-from zoo_core.checkpoint import file_sha256
-from zoo_core.errors import UsageError, ZooError, error_line
-from zoo_core.plugins import RegisteredModel
-from zoo_core.runtime import RuntimeSource, check_inputs
-from zoo_core.spec import GraphSpec
-from zoo_core.validate import check_config
+from zoo_core.extend import (
+    GraphSpec,
+    RegisteredModel,
+    RuntimeSource,
+    UsageError,
+    ZooError,
+    check_config,
+    check_inputs,
+    error_line,
+    file_sha256,
+)
+from zoo_core.extend import io as zio
 from zoo_export.manifest import ExportRecord, load_export, tolerance
 from zoo_export.onnx_export import _dynamic_batch, quiet
 from zoo_export.quantize import Int8Data, Int8Options, Judge, QualityFigure, psnr

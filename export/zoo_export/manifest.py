@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo_core.checkpoint import file_sha256
-from zoo_core.errors import ZooError
-from zoo_core.spec import GraphSpec, TensorSpec
+from zoo_core.extend import GraphSpec, TensorSpec, ZooError, file_sha256
 
 FORMAT = "zoo-export"
 FORMAT_VERSION = 1

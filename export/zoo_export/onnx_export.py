@@ -23,8 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo_core.errors import ZooError, error_line
-from zoo_core.spec import GraphSpec
+from zoo_core.extend import GraphSpec, ZooError, error_line
 
 BATCH_AXIS = "N"
 DEFAULT_OPSET = 18  # DESIGN.md: newer opsets have had CUDA kernels missing for Pad and ConvTranspose
@@ -276,7 +275,7 @@ def export_model_graph(model: Any, recipe: Any, module: nn.Module, graph: GraphS
 
     properties = metadata_properties(model.name, model.distribution, model.version, zoo_version,
                                      graph_json(graph, recipe.config, config_gflops(recipe, graph, module)), precision)
-    from zoo_core.runtime import dynamic_axes
+    from zoo_core.extend import dynamic_axes
 
     inputs = recipe.example_inputs(graph.name, TRACE_BATCH, torch.Generator().manual_seed(seed))
     return export_graph(module, inputs, graph, path, opset, properties, precision, float_io,

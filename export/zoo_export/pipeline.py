@@ -24,14 +24,19 @@ from typing import Any
 import torch
 
 from zoo_core import __version__ as zoo_version
-from zoo_core import io as zio
-from zoo_core.checkpoint import file_sha256
-from zoo_core.errors import UsageError, ZooError
-from zoo_core.models import load_model
-from zoo_core.plugins import RegisteredModel
-from zoo_core.recipe import DataSource, TrainingData
-from zoo_core.runtime import TorchRunner
-from zoo_core.spec import GraphSpec, ModelSpec
+from zoo_core.extend import (
+    DataSource,
+    GraphSpec,
+    ModelSpec,
+    RegisteredModel,
+    TorchRunner,
+    TrainingData,
+    UsageError,
+    ZooError,
+    file_sha256,
+    load_model,
+)
+from zoo_core.extend import io as zio
 from zoo_export import __version__ as export_version
 from zoo_export.manifest import (
     FORMAT,

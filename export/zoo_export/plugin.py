@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from zoo_core import hookimpl
-from zoo_core.spec import RuntimeSpec
+from zoo_core.extend import RuntimeSpec
 
 if TYPE_CHECKING:
     import click

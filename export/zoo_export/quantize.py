@@ -42,9 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo_core.errors import UsageError, ZooError
-from zoo_core.recipe import DataSource, TrainingData
-from zoo_core.spec import GraphSpec, QualityBar, load_object
+from zoo_core.extend import DataSource, GraphSpec, QualityBar, TrainingData, UsageError, ZooError, load_object
 from zoo_export.int8_calibration import METHODS, ArraySource, Ranges, collect_ranges, ranges_json, sample_rule
 from zoo_export.int8_progress import Int8Progress
 from zoo_export.onnx_export import quiet
@@ -622,7 +620,7 @@ def export_int8(stage: Path, graph: GraphSpec, fp32: Path, runner: Any, inputs: 
                 log: Callable[[str], None]) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any]]:
     """``GRAPH.int8.onnx`` beside ``fp32`` in ``stage`` when a candidate holds the quality bars and is faster:
     (manifest entry or None, quality rows for the manifest's validation table, the search record)."""
-    from zoo_core.checkpoint import file_sha256
+    from zoo_core.extend import file_sha256
 
     calibration = inputs.calibration(graph.name)
     held_out = inputs.held_out(graph.name)

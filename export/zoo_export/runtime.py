@@ -19,11 +19,7 @@ from typing import Any
 
 import torch
 
-from zoo_core.errors import ZooError
-from zoo_core.plugins import RegisteredModel
-from zoo_core.runtime import RuntimeSource, check_inputs
-from zoo_core.spec import GraphSpec
-from zoo_core.validate import check_config
+from zoo_core.extend import GraphSpec, RegisteredModel, RuntimeSource, ZooError, check_config, check_inputs
 from zoo_export.manifest import ExportRecord, load_export
 from zoo_export.sessions import BoundRun, GraphSession, SessionSettings, onnxruntime_module, torch_dtype
 

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo_core.errors import UsageError, ZooError
+from zoo_core.extend import UsageError, ZooError
 
 PRECISIONS = ("fp32", "fp16", "int8")
 CUDA_PROVIDER = "CUDAExecutionProvider"

@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo_core import io as zio
-from zoo_core.errors import UsageError, ZooError
+from zoo_core.extend import UsageError, ZooError
+from zoo_core.extend import io as zio
 from zoo_export.manifest import ExportRecord
 
 MARKER = "# written by zoo export --triton"

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo_core.spec import GraphSpec
+from zoo_core.extend import GraphSpec
 from zoo_export.sessions import CPU_PROVIDER, GraphSession, SessionSettings, cpu_nodes, node_providers
 
 BATCHES = (1, 7)

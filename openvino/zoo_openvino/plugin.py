@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from zoo_core import hookimpl
-from zoo_core.spec import RuntimeSpec
+from zoo_core.extend import RuntimeSpec
 
 
 @hookimpl

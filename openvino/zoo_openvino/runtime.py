@@ -24,11 +24,16 @@ import numpy as np
 import torch
 from zoo_export.manifest import ExportRecord, load_export
 
-from zoo_core.errors import UsageError, ZooError, error_line
-from zoo_core.plugins import RegisteredModel
-from zoo_core.runtime import RuntimeSource, check_inputs
-from zoo_core.spec import GraphSpec
-from zoo_core.validate import check_config
+from zoo_core.extend import (
+    GraphSpec,
+    RegisteredModel,
+    RuntimeSource,
+    UsageError,
+    ZooError,
+    check_config,
+    check_inputs,
+    error_line,
+)
 
 PRECISIONS = ("fp32", "int8")
 CACHED_SHAPES = 4  # compiled shapes kept per graph: tasks call a graph at one or two batch sizes

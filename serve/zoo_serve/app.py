@@ -33,9 +33,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
-from zoo_core.cards import model_card
-from zoo_core.results import encode_png
-from zoo_core.spec import TaskSpec
+from zoo_core.extend import TaskSpec, encode_png, model_card
 from zoo_serve import __version__
 from zoo_serve.errors import BadRequest, NotFound
 from zoo_serve.models import SETTINGS_ENV, ServedGraph, ServedModel, ServeSettings, element_limit, load_models

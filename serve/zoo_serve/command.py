@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from zoo_core.errors import UsageError, ZooError
+from zoo_core.extend import UsageError, ZooError
 
 LOOPBACK = "127.0.0.1"
 GRACEFUL_SHUTDOWN_S = 30  # SIGTERM: in-flight requests get this long to finish

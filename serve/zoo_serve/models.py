@@ -22,11 +22,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo_core.errors import UsageError, ZooError
-from zoo_core.plugins import RegisteredModel
-from zoo_core.registry import get_model, get_runtime, list_models
-from zoo_core.runtime import RANGE_SLACK, RuntimeSource, check_inputs, held_graphs, platform_of
-from zoo_core.spec import BATCH, GraphSpec, TensorSpec, load_object
+from zoo_core.extend import (
+    BATCH,
+    RANGE_SLACK,
+    GraphSpec,
+    RegisteredModel,
+    RuntimeSource,
+    TensorSpec,
+    UsageError,
+    ZooError,
+    check_inputs,
+    get_model,
+    get_runtime,
+    held_graphs,
+    list_models,
+    load_object,
+    platform_of,
+)
 from zoo_serve.batching import GraphBatcher
 from zoo_serve.errors import BadRequest
 from zoo_serve.tensors import v2_datatype

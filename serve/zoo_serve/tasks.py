@@ -19,12 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo_core.errors import ZooError
-from zoo_core.inputs import ImageInput
-from zoo_core.recipe import DataSource, TrainingData
-from zoo_core.results import TaskResult
-from zoo_core.spec import Param, TaskSpec
-from zoo_core.tasks import check_value, run_task, task_params
+from zoo_core.extend import (
+    DataSource,
+    ImageInput,
+    Param,
+    TaskResult,
+    TaskSpec,
+    TrainingData,
+    ZooError,
+    check_value,
+    run_task,
+    task_params,
+)
 from zoo_serve.errors import BadRequest
 from zoo_serve.models import BatchedRunner, ServedModel
 from zoo_serve.uploads import NPY_MAGIC, image_suffix

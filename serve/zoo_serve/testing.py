@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from zoo_core.engine import TrainOptions, train
-from zoo_core.registry import get_model
+from zoo_core.extend import TrainOptions, get_model, train
 
 TINY: dict[str, dict[str, Any]] = {
     "ae_mnist": {"embedded_items": 64, "epochs": 1, "batch_size": 16},

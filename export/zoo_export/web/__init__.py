@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo_core import io as zio
-from zoo_core.errors import UsageError, ZooError
+from zoo_core.extend import UsageError, ZooError
+from zoo_core.extend import io as zio
 
 SITE_FORMAT = "zoo-web"
 SITE_VERSION = 1
@@ -153,14 +153,14 @@ class SiteData:
 
     def recipe(self) -> Any:
         if self._recipe is None:
-            from zoo_core.spec import load_object
+            from zoo_core.extend import load_object
 
             self._recipe = load_object(self.spec.recipe)(self.spec, self.manifest["config"])
         return self._recipe
 
     def data(self) -> Any:
         if self._data is None:
-            from zoo_core.recipe import DataSource
+            from zoo_core.extend import DataSource
 
             self._data = self.recipe().load_data(DataSource(limit=DATA_LIMIT))
         return self._data
@@ -242,7 +242,7 @@ def task_data(data: SiteData, task: Any) -> dict[str, Any]:
 
 
 def _param_json(param: Any) -> dict[str, Any]:
-    from zoo_core.spec import Param
+    from zoo_core.extend import Param
 
     if not isinstance(param, Param):  # an API 0.1 click parameter: shown, not used by the page
         return {"name": getattr(param, "name", "?"), "kind": "legacy"}
@@ -253,7 +253,7 @@ def _param_json(param: Any) -> dict[str, Any]:
 
 def model_json(registered: Any, directory: Path, manifest: Mapping[str, Any], log: Callable[[str], None]) -> dict:
     """The card and tasks of one model as the page reads them (models/MODEL.json)."""
-    from zoo_core.images import grid_scale
+    from zoo_core.extend import grid_scale
 
     spec = registered.spec
     data = SiteData(registered, directory, manifest, log)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from zoo_core.errors import UsageError
+from zoo_core.extend import UsageError
 
 
 @click.group("web")

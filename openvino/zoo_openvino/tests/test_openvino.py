@@ -27,7 +27,7 @@ from zoo_export_testing import (
 )
 from zoo_openvino_testing import TinyExport
 
-from zoo_core.checkpoint import file_sha256
+from zoo_core.extend import file_sha256
 from zoo_openvino.runtime import compile_config, open_export
 
 

@@ -11,7 +11,7 @@ from zoo_export_testing import make_host
 
 import zoo_openvino
 import zoo_openvino.plugin
-from zoo_core.plugins import PluginHost, RegisteredModel
+from zoo_core.extend import PluginHost, RegisteredModel
 
 
 @dataclass

@@ -14,8 +14,7 @@ import torch
 from PIL import Image
 from zoo_ae_mnist.tasks import SCALE
 
-from zoo_core.api import DataSource, RegisteredModel, RuntimeSource, TorchRunner
-from zoo_core.models import build_networks
+from zoo_core.api import DataSource, RegisteredModel, RuntimeSource, TorchRunner, build_networks
 
 SIDE, PADDING = 28, 2
 # uint8 rounding of a [0,1] value (x * 255 + 0.5, truncated): at most half a level, plus float slack

@@ -22,10 +22,10 @@ from zoo_core.api import (
     RuntimeSource,
     TorchRunner,
     TrainOptions,
+    build_networks,
     grid_scale,
     train,
 )
-from zoo_core.models import build_networks
 
 # conftest's tiny run (18 steps) turns black hair blond but leaves blond hair at luma 0.39, a hair's breadth under
 # the 0.40 threshold; 54 steps with a lighter identity loss (which holds colours back) bring it to about 0.34

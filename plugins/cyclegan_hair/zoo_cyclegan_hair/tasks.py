@@ -14,15 +14,15 @@ from zoo_core.api import (
     ImageInput,
     TaskContext,
     TaskResult,
+    accepts_any_size,
     caption_grid,
     grid_scale,
     make_grid,
     to_uint8,
     upscale,
+    wants_picture,
 )
-from zoo_core.spatial import accepts_any_size
-from zoo_core.spatial import any_size as any_size_run
-from zoo_core.streaming import wants_picture
+from zoo_core.api import any_size as any_size_run
 from zoo_cyclegan_hair.recipe import VALUE_RANGE, roundtrip_rows
 
 DIRECTIONS = {"black2blond": ("black_to_blond", "blond"), "blond2black": ("blond_to_black", "black")}

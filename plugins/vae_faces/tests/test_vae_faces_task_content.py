@@ -24,13 +24,13 @@ from zoo_core.api import (
     RuntimeSource,
     TorchRunner,
     TrainOptions,
+    build_networks,
+    cached,
     grid_scale,
     to_float,
     torch_threads,
     train,
 )
-from zoo_core.data.procedural import cached
-from zoo_core.models import build_networks
 
 # conftest's tiny run (6 steps) still decodes every face to the same grey mean; 270 steps on 800 portraits (about
 # 5 s of CPU) make faces the decoder tells apart and whose sex the figures' classifier reads, at 32x32
