@@ -26,7 +26,7 @@ import torch
 from zoo_core.checkpoint import load_checkpoint
 from zoo_core.distributed import Group
 from zoo_core.engine import TrainOptions, train
-from zoo_core.registry import get_model
+from zoo_core.registry import registered_model
 from zoo_core.testing import private_cache, torch_threads
 
 # ae_mnist shrunk: 25 batches of 32 an epoch, so that 20 steps stop inside the first epoch.
@@ -96,14 +96,14 @@ def train_job(rank: int, model: str, out: Path, overrides: dict[str, Any], max_s
                 seen.append(f"{event} {os.fspath(args[0])}")
 
         sys.addaudithook(audit)
-    train(get_model(model), _options(model, out, overrides, max_steps, resume))
+    train(registered_model(model), _options(model, out, overrides, max_steps, resume))
     if writes_report is not None and rank != 0:
         writes_report.write_text(json.dumps(seen))
 
 
 def train_here(model: str, out: Path, overrides: dict[str, Any], max_steps: int | None = None,
                resume: bool = False) -> Path:
-    return train(get_model(model), _options(model, out, overrides, max_steps, resume))
+    return train(registered_model(model), _options(model, out, overrides, max_steps, resume))
 
 
 def networks_of(run: Path) -> dict[str, torch.Tensor]:
@@ -116,7 +116,7 @@ def initial_networks(model: str, overrides: dict[str, Any], seed: int = 5) -> di
     from zoo_core.config import resolve_config
     from zoo_core.models import build_networks, build_recipe
 
-    registered = get_model(model)
+    registered = registered_model(model)
     recipe = build_recipe(registered, resolve_config(registered.spec, "quick", overrides))
     return {f"net/{name}/{key}": value.detach().clone()
             for name, network in build_networks(recipe, seed, torch.device("cpu")).items()
@@ -152,7 +152,7 @@ def biases_before_instance_norm(model: str, overrides: dict[str, Any]) -> set[st
     from zoo_core.config import resolve_config
     from zoo_core.models import build_networks, build_recipe
 
-    registered = get_model(model)
+    registered = registered_model(model)
     recipe = build_recipe(registered, resolve_config(registered.spec, "quick", overrides))
     keys = set()
     for name, network in build_networks(recipe, 5, torch.device("cpu")).items():
@@ -212,7 +212,7 @@ def first_step_gradients_job(rank: int, model: str, out: Path, overrides: dict[s
 
     handle = register_optimizer_step_pre_hook(lambda optimizer, args, kwargs: record(optimizer))
     try:
-        train(get_model(model), _options(model, out, overrides, 1, False))
+        train(registered_model(model), _options(model, out, overrides, 1, False))
     finally:
         handle.remove()
     if rank == 0:

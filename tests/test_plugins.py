@@ -9,7 +9,7 @@ import click
 import pytest
 
 from zoo_core import __version__, hookimpl, hookspecs, plugins
-from zoo_core.registry import get_model, get_runtime, list_models, list_runtimes
+from zoo_core.registry import get_runtime, list_models, list_runtimes, registered_model
 from zoo_core.spec import RuntimeSpec
 from zoo_core.testing import ModelsPlugin
 
@@ -23,7 +23,7 @@ def test_in_process_plugin_registers_models_and_unregisters(make_host, model_spe
     host = make_host((ModelsPlugin(model_spec("alpha"), model_spec("beta")), "zoo-greek", "1.2"))
     assert [m.name for m in list_models()] == ["alpha", "beta"]
     assert [m.name for m in list_models("b*")] == ["beta"]
-    model = get_model("alpha")
+    model = registered_model("alpha")
     assert (model.distribution, model.version) == ("zoo-greek", "1.2")
     record = host.records["zoo-greek"]
     assert record.models == ["alpha", "beta"] and record.hooks == ["zoo_register_models"] and not record.errors
@@ -118,7 +118,7 @@ def test_duplicate_model_names_an_error_naming_both_and_the_first_keeps_it(make_
                                                                            warnings_seen) -> None:
     first, second = model_spec("twin", summary="first"), model_spec("twin", summary="second")
     host = make_host((ModelsPlugin(first), "zoo-one", "1.0"), (ModelsPlugin(second), "zoo-two", "2.0"))
-    assert get_model("twin").spec.summary == "first" and get_model("twin").distribution == "zoo-one"
+    assert registered_model("twin").spec.summary == "first" and registered_model("twin").distribution == "zoo-one"
     assert host.records["zoo-one"].models == ["twin"] and not host.records["zoo-one"].errors
     assert host.records["zoo-two"].models == []
     assert warnings_seen == ["zoo: plugin zoo-two 2.0: model 'twin' is already registered by zoo-one; "

@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from zoo_core.checkpoint import load_checkpoint
 from zoo_core.cli import cli
 from zoo_core.engine import TrainOptions, train
-from zoo_core.registry import get_model
+from zoo_core.registry import registered_model
 from zoo_core.testing import torch_threads
 
 ae_plugin = pytest.importorskip("zoo_ae_mnist.plugin", reason="the ae_mnist plugin is not installed")
@@ -132,7 +132,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path: Path, cache_dir: Path
     position = load_checkpoint(out / "checkpoints" / "last.safetensors").meta["position"]
     assert position["epoch"] >= 2
     # the checkpoint continues: two more steps from where Ctrl-C stopped
-    train(get_model("ae_mnist"), TrainOptions(resume=out, device="cpu", progress=False,
+    train(registered_model("ae_mnist"), TrainOptions(resume=out, device="cpu", progress=False,
                                               max_steps=position["global_step"] + 2))
     after = load_checkpoint(out / "checkpoints" / "last.safetensors").meta["position"]
     assert after["global_step"] == position["global_step"] + 2

@@ -98,7 +98,8 @@ _EXPORTS: dict[str, str] = {
     "save_png": "zoo_core.images:save_png",
     "save_grid": "zoo_core.images:save_grid",
     # -- model loading (zoo_core.models): a trained model outside `zoo generate` ------------------------------
-    "get_model": "zoo_core.registry:get_model",
+    "registered_model": "zoo_core.registry:registered_model",
+    "get_model": "zoo_core.registry:get_model",  # API 0.1's name of registered_model
     "load_model": "zoo_core.models:load_model",
     "build_model": "zoo_core.models:build_model",
     "build_recipe": "zoo_core.models:build_recipe",

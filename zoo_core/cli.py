@@ -17,7 +17,7 @@ from zoo_core import __version__
 from zoo_core.cards import model_card, model_summary
 from zoo_core.errors import UsageError, ZooError, printable
 from zoo_core.plugins import get_host
-from zoo_core.registry import UnknownName, get_model, list_models
+from zoo_core.registry import UnknownName, list_models, registered_model
 
 
 class ModelName(click.ParamType):
@@ -159,7 +159,7 @@ def list_command(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
 def info_command(model: str, as_json: bool) -> None:
     """Show a model's card: networks, graphs, presets, tasks and data layouts."""
-    card = model_card(get_model(model))
+    card = model_card(registered_model(model))
     if as_json:
         click.echo(json.dumps(card, indent=2))
         return
@@ -282,7 +282,7 @@ def train_command(model: str, preset: str | None, data: Path | None, data_a: Pat
     from zoo_core.engine import TrainOptions, train
     from zoo_core.recipe import DataSource
 
-    registered = get_model(model)
+    registered = registered_model(model)
     overrides = dict(parse_assignment(a) for a in assignments)
     for key, value in (("epochs", epochs), ("batch_size", batch_size), ("lr", lr)):
         if value is not None:
@@ -352,7 +352,7 @@ def generate(model_name: str, task_name: str, params: dict[str, Any]) -> None:
     data = DataSource(data=params["data"], data_a=params["data_a"], data_b=params["data_b"],
                       strict=params["strict"], limit=params["limit"])
     values = {k: v for k, v in params.items() if k not in COMMON and v is not None and v != ()}
-    task = get_model(model_name).spec.task(task_name)
+    task = registered_model(model_name).spec.task(task_name)
     if task.stream:  # one PNG per input, over inputs of any number: the streaming engine
         from zoo_core.streaming import generate_stream
 
@@ -402,7 +402,7 @@ class ModelTasks(click.Group):
     """`zoo generate MODEL`: one subcommand per task the model declares."""
 
     def __init__(self, model_name: str) -> None:
-        spec = get_model(model_name).spec
+        spec = registered_model(model_name).spec
         super().__init__(name=model_name, help=f"Tasks of {model_name}: {spec.summary}")
         for task in spec.tasks:
             self.add_command(self._task_command(model_name, task))
@@ -439,7 +439,7 @@ class GenerateGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if ctx.resilient_parsing and name not in get_host().models:
             return None  # shell completion: offer nothing rather than print an error mid-line
-        get_model(name)  # an unknown name raises with close matches
+        registered_model(name)  # an unknown name raises with close matches
         return ModelTasks(name)
 
 

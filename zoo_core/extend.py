@@ -39,7 +39,7 @@ _EXPORTS: dict[str, str] = {
     "DataSource": "zoo_core.recipe:DataSource",
     "TrainingData": "zoo_core.recipe:TrainingData",
     "UnknownName": "zoo_core.registry:UnknownName",
-    "get_model": "zoo_core.registry:get_model",
+    "registered_model": "zoo_core.registry:registered_model",
     "get_runtime": "zoo_core.registry:get_runtime",
     "list_models": "zoo_core.registry:list_models",
     "TaskResult": "zoo_core.results:TaskResult",

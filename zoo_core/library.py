@@ -22,7 +22,7 @@ from typing import Any
 from zoo_core.cards import model_card
 from zoo_core.errors import UsageError
 from zoo_core.plugins import RegisteredModel
-from zoo_core.registry import get_model, get_runtime
+from zoo_core.registry import get_runtime, registered_model
 from zoo_core.registry import list_models as registered_models
 from zoo_core.results import TaskResult
 from zoo_core.spec import REQUIRED, Param
@@ -42,7 +42,7 @@ def list_models() -> list[str]:
 
 def card(name: str) -> dict[str, Any]:
     """A model's card as JSON-ready data: networks, graphs, presets, tasks, data layouts."""
-    return model_card(get_model(name))
+    return model_card(registered_model(name))
 
 
 def load(name: str, *, run: PathLike | None = None, checkpoint: PathLike | None = None,
@@ -80,7 +80,7 @@ def open_model(name: str, runtime: str, source: Any, data: Any, quiet: bool = Fa
     and `zoo generate` share)."""
     from zoo_core.spec import load_object
 
-    registered = get_model(name)
+    registered = registered_model(name)
     loader = load_object(get_runtime(runtime).spec.loader)
     runner = _quietly(loader, registered, source) if quiet else loader(registered, source)
     return Model(registered, runner, data)

@@ -4,9 +4,9 @@ Training, the runtimes, export, bench and serve all load models through this mod
 needs the training engine. Typical use::
 
     from zoo_core.models import load_model
-    from zoo_core.registry import get_model
+    from zoo_core.registry import registered_model
 
-    loaded = load_model(get_model("vae_faces"), run=Path("runs/vae_faces/20260101-quick"), device="auto")
+    loaded = load_model(registered_model("vae_faces"), run=Path("runs/vae_faces/20260101-quick"), device="auto")
     # stderr: zoo: loaded runs/vae_faces/20260101-quick/checkpoints/best.safetensors (best by loss, min)
     loaded.recipe, loaded.networks["decoder"], loaded.config["z_dim"], loaded.checkpoint, loaded.device
 

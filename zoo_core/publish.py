@@ -49,7 +49,7 @@ class CardOptions:
 
 def read_run(run: Path) -> dict[str, Any]:
     """A run directory's ``config.json``, checked against its model's config schema."""
-    from zoo_core.registry import get_model
+    from zoo_core.registry import registered_model
     from zoo_core.validate import read_json_object, read_run_record
 
     if not (Path(run) / "config.json").is_file():
@@ -57,7 +57,7 @@ def read_run(run: Path) -> dict[str, Any]:
     model = read_json_object(Path(run) / "config.json", "run config").get("model")
     if not isinstance(model, str):
         raise ZooError(f"{run}/config.json names no model")
-    record = read_run_record(get_model(model).spec, Path(run))
+    record = read_run_record(registered_model(model).spec, Path(run))
     return record
 
 
@@ -74,12 +74,12 @@ def write_card(run: Path, options: CardOptions, log: Log = None) -> Path:
     """Write the Hub repository folder of ``run`` to ``options.out``, all or nothing."""
     from zoo_core.checkpoint import file_sha256
     from zoo_core.models import choose_checkpoint
-    from zoo_core.registry import get_model
+    from zoo_core.registry import registered_model
     from zoo_core.validate import read_metrics
     from zoo_core.weights import write_inference_weights
 
     record = read_run(run)
-    model = get_model(record["model"])
+    model = registered_model(record["model"])
     out = Path(options.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not (options.force and is_card_folder(out)):

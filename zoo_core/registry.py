@@ -1,4 +1,5 @@
-"""Look models and runtimes up by name, the way torchvision's ``list_models``/``get_model`` do."""
+"""Look models and runtimes up by name, after torchvision's ``list_models``; ``registered_model`` returns a card
+(the spec and its distribution), not a network."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ def list_models(include: str | None = None) -> list[RegisteredModel]:
     return models
 
 
-def get_model(name: str) -> RegisteredModel:
+def registered_model(name: str) -> RegisteredModel:
+    """The installed model ``name``: its card (spec) and the distribution that registered it, not a network (that is
+    :func:`zoo_core.models.load_model`, or ``zoo.load`` for users)."""
     host = get_host()
     if name not in host.models:
         raise UnknownName("model", name, sorted(host.models))
@@ -46,3 +49,6 @@ def get_runtime(name: str) -> RegisteredRuntime:
     if name not in host.runtimes:
         raise UnknownName("runtime", name, sorted(host.runtimes))
     return host.runtimes[name]
+
+
+get_model = registered_model  # the API 0.1 name, kept for plugins written against it

@@ -600,9 +600,9 @@ __all__ = ["Inputs", "Item", "Journal", "StreamOptions", "StreamReport", "comple
 def generate_stream(model_name: str, task_name: str, runtime: str, source: Any, data: Any, values: dict[str, Any],
                     params: Mapping[str, Any]) -> StreamReport:
     """`zoo generate MODEL TASK INPUTS... --out DIR` for a streaming task; prints progress and the end line."""
-    from zoo_core.registry import get_model
+    from zoo_core.registry import registered_model
 
-    task = get_model(model_name).spec.task(task_name)
+    task = registered_model(model_name).spec.task(task_name)
     key = images_param(task)
     images = values.pop(key, None)
     if not images:

@@ -16,11 +16,11 @@ def _log(line: str) -> None:
 @click.argument("target", metavar="MODEL[:NAME]")
 def pull_command(target: str) -> None:
     """Download (or find) MODEL's declared weights NAME (default: its default weights); prints the file."""
-    from zoo_core.registry import get_model
+    from zoo_core.registry import registered_model
     from zoo_core.weights import pull
 
     name, _, weights = target.partition(":")
-    model = get_model(name)
+    model = registered_model(name)
     declared, path = pull(model, weights or None, log=_log)
     click.echo(str(path))
     _log(f"zoo: {model.name} weights {declared.name!r} ready ({declared.size / 1e6:.2f} MB, sha256 checked); "

@@ -42,7 +42,7 @@ from zoo_core import io as zio
 from zoo_core.data.imageset import ImageSet, to_float
 from zoo_core.engine import TrainOptions, train
 from zoo_core.recipe import DataSource
-from zoo_core.registry import get_model
+from zoo_core.registry import registered_model
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist-t10k"
@@ -90,7 +90,7 @@ def book_split(data_dir: Path) -> tuple[ImageSet, ImageSet, dict[str, Any]]:
     from zoo_core.config import resolve_config
     from zoo_core.models import build_recipe
 
-    model = get_model("ae_mnist")
+    model = registered_model("ae_mnist")
     config = resolve_config(model.spec, "book", {})
     data = build_recipe(model, config).load_data(DataSource(data=data_dir, val_split=0.1))
     return data.train, data.val, config
@@ -150,7 +150,7 @@ def engine_trial(data_dir: Path, epochs: int, seed: int, device: str, folder: Pa
                            source=DataSource(data=data_dir, val_split=0.1))
     started = time.perf_counter()
     with live_progress_to_null():
-        train(get_model("ae_mnist"), options)
+        train(registered_model("ae_mnist"), options)
     wall = time.perf_counter() - started
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     items = sum(r["items_per_s"] * r["seconds"] for r in rows)

@@ -40,7 +40,7 @@ from zoo_core.config import parse_assignment
 from zoo_core.data.imageset import ImageSet, to_float
 from zoo_core.engine import TrainOptions, train
 from zoo_core.images import save_png
-from zoo_core.registry import get_model
+from zoo_core.registry import registered_model
 from zoo_core.runtime import RuntimeSource, TorchRunner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +69,7 @@ def train_quick(args: argparse.Namespace) -> Path:
     overrides = dict(parse_assignment(a) for a in args.assignments)
     options = TrainOptions(preset="quick", overrides=overrides, device="cpu", out=out, seed=args.seed,
                            max_steps=args.max_steps)
-    return train(get_model("cyclegan_hair"), options)
+    return train(registered_model("cyclegan_hair"), options)
 
 
 def translate(runner: TorchRunner, graph: str, images: torch.Tensor) -> torch.Tensor:
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     run = args.run if args.run is not None else train_quick(args)
     train_wall = time.perf_counter() - started
-    model = get_model("cyclegan_hair")
+    model = registered_model("cyclegan_hair")
     runner = TorchRunner(model, RuntimeSource(run=run, device="cpu"))  # a GAN declares no best: its last checkpoint
     size = int(runner.config["image_size"])
     black, blond = embedded_domains(args.held_out, HELD_OUT_SEED, size)

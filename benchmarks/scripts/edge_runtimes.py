@@ -27,7 +27,7 @@ from zoo_bench.machine import describe_machine
 from zoo_bench.timing import TimingRule
 
 from zoo_core import io as zio
-from zoo_core.registry import get_model
+from zoo_core.registry import registered_model
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIMES = ("torch", "onnxruntime", "executorch", "openvino")
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                                batch_sizes=batches, preset=preset, threads=args.threads, rule=rule)
         began = time.perf_counter()
         with Benchmark(options) as bench:
-            cells = bench.run_model(get_model(name))
+            cells = bench.run_model(registered_model(name))
             model_run = bench.report.models[-1]
             peaks = {k: v.as_json() for k, v in bench.report.peaks.items()}
         runs.append({"label": label, "model": name, "preset": model_run.preset, "config": model_run.config,

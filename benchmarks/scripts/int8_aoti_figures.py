@@ -42,7 +42,7 @@ from zoo_export.quantize import Int8Options, preprocess, psnr, quantize_file
 
 from zoo_core import io as zio
 from zoo_core.engine import TrainOptions, train
-from zoo_core.registry import get_model
+from zoo_core.registry import registered_model
 
 ROOT = Path(__file__).resolve().parents[2]
 RULE = TimingRule(min_seconds=1.0, min_runs=50, max_seconds=3.0)  # the CPU suite's rule
@@ -92,7 +92,7 @@ def summary(cells: list[CellResult]) -> list[dict[str, Any]]:
 
 
 def quality_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    model = get_model("cyclegan_hair")
+    model = registered_model("cyclegan_hair")
     run = args.run
     train_seconds = None
     if run is None:
@@ -124,7 +124,7 @@ def speed_part(args: argparse.Namespace) -> dict[str, Any]:
         options = BenchOptions(runtimes=("torch", "torch-compile", "onnxruntime", "aoti"), precisions=("fp32", "int8"),
                                device="cpu", batch_sizes=batches, threads=args.threads, rule=RULE)
         with Benchmark(options) as bench:
-            cells = bench.run_model(get_model(name))
+            cells = bench.run_model(registered_model(name))
             peaks.update({k: v.as_json() for k, v in bench.report.peaks.items()})
             run = bench.report.models[-1]
         compile_notes = {c.graph: c.notes for c in cells if c.runtime == "aoti" and c.status == "ok"}
@@ -161,7 +161,7 @@ def activations_part(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"generator_256": {}, "optimized_int8_ops": {}}
     for name, graphs in {"cyclegan_hair": ("black_to_blond",), "vae_faces": ("encoder", "decoder"),
                          "ae_mnist": ("autoencoder",)}.items():
-        model = get_model(name)
+        model = registered_model(name)
         source = resolve_source(model, None, {}, None, None)
         loaded = build_model(model, source.config, device="cpu", seed=0)
         for graph in graphs:

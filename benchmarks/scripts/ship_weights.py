@@ -79,9 +79,9 @@ def heldout_mse(shipped: Path, data: Path) -> float:
     from zoo_core.data.imageset import to_float
     from zoo_core.data.mnist import load_mnist
     from zoo_core.models import load_model
-    from zoo_core.registry import get_model
+    from zoo_core.registry import registered_model
 
-    loaded = load_model(get_model("ae_mnist"), checkpoint=shipped, device="cpu", log=None)
+    loaded = load_model(registered_model("ae_mnist"), checkpoint=shipped, device="cpu", log=None)
     images = to_float(load_mnist(data, split="test").images[MNIST_TRAIN_ITEMS:])
     with torch.inference_mode():
         reconstruction = loaded.graph_module("autoencoder")(images)
@@ -105,7 +105,7 @@ def main() -> None:
                               "python": platform.python_version()}
     metrics: dict[str, float] = {}
     if not args.measure_only:
-        from zoo_core.registry import get_model
+        from zoo_core.registry import registered_model
         from zoo_core.weights import write_inference_weights
 
         # the run is kept (a finished one is reused): a failure after training does not cost the training
@@ -120,7 +120,7 @@ def main() -> None:
         if args.model != "ae_mnist":
             metrics.update(last_val_metrics(run))
         provenance = {"name": plan["name"], "trained_by": record["train_command"]}
-        write_inference_weights(get_model(args.model), run / "checkpoints" / "last.safetensors", shipped,
+        write_inference_weights(registered_model(args.model), run / "checkpoints" / "last.safetensors", shipped,
                                 dtype=args.dtype, provenance=provenance)
     if args.model == "ae_mnist":
         metrics["heldout_mse_per_pixel"] = heldout_mse(shipped, args.data)
@@ -143,9 +143,9 @@ def main() -> None:
 
 
 def _epochs(args: argparse.Namespace) -> int:
-    from zoo_core.registry import get_model
+    from zoo_core.registry import registered_model
 
-    return args.epochs or int(get_model(args.model).spec.preset(PLANS[args.model]["preset"]).values["epochs"])
+    return args.epochs or int(registered_model(args.model).spec.preset(PLANS[args.model]["preset"]).values["epochs"])
 
 
 def cpu_model() -> str:

@@ -42,7 +42,7 @@ from zoo_core.data.procedural import cached
 from zoo_core.engine import TrainOptions, derive_seed, train
 from zoo_core.models import select_device
 from zoo_core.recipe import DataSource
-from zoo_core.registry import get_model
+from zoo_core.registry import registered_model
 from zoo_core.runtime import RuntimeSource, TorchRunner
 from zoo_core.tasks import TaskContext
 
@@ -180,7 +180,7 @@ def run_history(run: Path) -> dict[str, Any]:
 
 def write_figures(runner: TorchRunner, faces: ImageSet, docs: Path, seed: int, group_size: int) -> list[str]:
     """The docs PNGs, through the task functions exactly as `zoo generate vae_faces ...` runs them."""
-    model = get_model("vae_faces")
+    model = registered_model("vae_faces")
 
     def context(name: str) -> TaskContext:
         return TaskContext(model=model, runner=runner, recipe=runner.recipe, out=docs / name, seed=seed)
@@ -219,7 +219,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = select_device(args.device)
-    model = get_model("vae_faces")
+    model = registered_model("vae_faces")
     training: dict[str, Any] = {"trained_by_this_command": args.run is None}
     run = args.run
     if run is None:

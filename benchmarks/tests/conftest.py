@@ -15,7 +15,7 @@ from zoo_bench.bench import BenchOptions
 from zoo_bench.timing import TimingRule
 
 from zoo_core.plugins import PluginHost, RegisteredModel, reset_host
-from zoo_core.registry import get_model
+from zoo_core.registry import registered_model
 
 TESTS = Path(__file__).parent
 # Short cells, one thread (the machine is shared) and a small peak matmul keep each run to about a second.
@@ -48,7 +48,7 @@ def tiny_registered() -> Iterator[RegisteredModel]:
         host.collect()
         reset_host(host)
         try:
-            yield get_model("tiny_bench")
+            yield registered_model("tiny_bench")
         finally:
             reset_host(None)
 

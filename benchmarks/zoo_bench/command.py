@@ -128,9 +128,9 @@ def bench_command(model: str, graphs: str | None, runtimes: str, precisions: str
     from zoo_bench.bench import Benchmark, BenchOptions, plan_cells
     from zoo_bench.report import print_table, write_json, write_markdown, write_plot
     from zoo_bench.timing import TimingRule
-    from zoo_core.extend import get_model, parse_assignment
+    from zoo_core.extend import parse_assignment, registered_model
 
-    registered = get_model(model)
+    registered = registered_model(model)
     if weights is not None:  # published weights: used as the checked checkpoint file they resolve to
         if checkpoint is not None:
             raise UsageError("--weights names the weights already; drop --checkpoint")

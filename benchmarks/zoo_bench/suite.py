@@ -246,9 +246,9 @@ def run_suite(options: BenchOptions, models: Sequence[str] | None, progress: boo
     """Measure every (or each named) registered model with ``options``."""
     from zoo_bench.command import cell_progress
     from zoo_bench.ort_backend import OnnxRuntime
-    from zoo_core.extend import get_model, list_models
+    from zoo_core.extend import list_models, registered_model
 
-    registered = [get_model(name) for name in models] if models else list_models()
+    registered = [registered_model(name) for name in models] if models else list_models()
     extra = {}
     if CUDA_GRAPH_RUNTIME in options.runtimes:
         extra[CUDA_GRAPH_RUNTIME] = OnnxRuntime(options.threads or usable_cores(), cuda_graph=True)

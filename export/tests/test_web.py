@@ -24,7 +24,7 @@ import zoo_web_tiny
 from PIL import Image
 from zoo_export_testing import assert_clean_exit, assert_one_line_error, make_host, train_tiny, zoo
 
-from zoo_core.registry import get_model
+from zoo_core.registry import registered_model
 from zoo_core.testing import private_cache, torch_threads
 
 CHROMIUM = Path(os.environ.get("ZOO_CHROMIUM", "/usr/bin/chromium"))
@@ -83,7 +83,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     out = root / "site"
     with private_cache(root / "cache"), torch_threads(1):
         for model in FIRST_PARTY:
-            run = train_tiny(get_model(model), root / "runs" / model, TINY[model])
+            run = train_tiny(registered_model(model), root / "runs" / model, TINY[model])
             fp16 = ["--fp16"] if model == "ae_mnist" else []  # a second precision to choose per graph
             assert_clean_exit(zoo("export", model, "--run", run, "--out", out, "--format", "web", "--no-validate",
                                   *fp16))
@@ -355,7 +355,7 @@ def test_the_webgpu_build_detects_no_adapter_and_runs_wasm(browser: Any, site: P
     only = tmp_path / "webgpu"
     shutil.copytree(site, only, ignore=shutil.ignore_patterns("cyclegan_hair*", "vae_faces*", "tiny_web*"))
     (only / "site.json").write_text(json.dumps({**json.loads((site / "site.json").read_text()), "models": []}))
-    write_site(get_model("ae_mnist"), only, webgpu=True)
+    write_site(registered_model("ae_mnist"), only, webgpu=True)
     shipped = sorted(p.name for p in (only / "zoo-web" / "ort").iterdir())
     assert [name for name in shipped if name.endswith(".wasm")] == ["ort-wasm-simd-threaded.asyncify.wasm"]
     server, address = serve_in_thread(only)

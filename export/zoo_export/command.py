@@ -62,7 +62,7 @@ def export_command(model: str, run: Path | None, checkpoint: Path | None, out: P
                    no_validate: bool, force: bool, triton: Path | None = None, triton_max_batch: int = 8,
                    threads: int | None = None, int8_keep_slower: bool = False, web_webgpu: bool = False) -> None:
     """Export MODEL's graphs to ONNX, validate them against PyTorch and write manifest.json."""
-    from zoo_core.extend import apply_threads, get_model
+    from zoo_core.extend import apply_threads, registered_model
 
     apply_threads(threads)
     from zoo_export.pipeline import ExportOptions, export_model
@@ -74,7 +74,7 @@ def export_command(model: str, run: Path | None, checkpoint: Path | None, out: P
         raise UsageError("--calibration-data calibrates an int8 export: add --int8")
     if web_webgpu and "web" not in formats:
         raise UsageError("--web-webgpu applies to a web export: add --format web")
-    registered = get_model(model)
+    registered = registered_model(model)
     if weights is not None:  # published weights: used as the checked checkpoint file they resolve to
         if run is not None or checkpoint is not None:
             raise UsageError("--weights names the weights already; drop --run and --checkpoint")

@@ -32,12 +32,12 @@ from zoo_core.extend import (
     UsageError,
     ZooError,
     check_inputs,
-    get_model,
     get_runtime,
     held_graphs,
     list_models,
     load_object,
     platform_of,
+    registered_model,
 )
 from zoo_serve.batching import GraphBatcher
 from zoo_serve.errors import BadRequest
@@ -218,7 +218,7 @@ def resolve_sources(settings: ServeSettings) -> list[tuple[RegisteredModel, Runt
     for text in settings.exports:
         directory = Path(text)
         source = RuntimeSource(export=directory, device=settings.device)
-        pairs.append((get_model(_export_model_name(directory)), source))
+        pairs.append((registered_model(_export_model_name(directory)), source))
     exported = {model.name for model, _ in pairs}
     on_torch = settings.runtime == "torch"
     root = exports_root(settings) if not on_torch and not settings.exports else EXPORTS_ROOT
@@ -234,7 +234,7 @@ def resolve_sources(settings: ServeSettings) -> list[tuple[RegisteredModel, Runt
     for name in settings.models:
         if name in exported:  # named and exported: the export serves it (checked to be that model above)
             continue
-        pairs.append((get_model(name), source_of(name)))
+        pairs.append((registered_model(name), source_of(name)))
     notes: list[str] = []  # said only when something is served: nothing to serve is one line
     if not settings.exports and not settings.models:
         folder = Path("runs") if on_torch else root

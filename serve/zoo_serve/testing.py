@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from zoo_core.extend import TrainOptions, get_model, train
+from zoo_core.extend import TrainOptions, registered_model, train
 
 TINY: dict[str, dict[str, Any]] = {
     "ae_mnist": {"embedded_items": 64, "epochs": 1, "batch_size": 16},
@@ -27,7 +27,7 @@ def tiny_export(model: str, root: Path, overrides: Mapping[str, Any] | None = No
     """Train ``model`` for ``steps`` steps under ``root/runs`` and export it to ``root/exports/MODEL``."""
     from zoo_export.pipeline import ExportOptions, export_model
 
-    registered = get_model(model)
+    registered = registered_model(model)
     values = dict(TINY.get(model, {})) if overrides is None else dict(overrides)
     # runs/MODEL/RUN, the layout in which `--runtime torch` finds the newest run
     run = train(registered, TrainOptions(preset=preset, overrides=values, device="cpu",

@@ -46,13 +46,13 @@ def one_torch_thread() -> Iterator[None]:
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """ae_mnist at toy sizes, two steps: a real run directory with config.json, metrics and a last checkpoint."""
     from zoo_core.engine import TrainOptions, train
-    from zoo_core.registry import get_model
+    from zoo_core.registry import registered_model
 
     out = tmp_path_factory.mktemp("fuzz") / "run"
     options = TrainOptions(preset="quick", overrides={"h_dim": 16, "z_dim": 4, "embedded_items": 256, "epochs": 2,
                                                        "batch_size": 64},
                            out=out, max_steps=5, progress=False, device="cpu")
-    return train(get_model("ae_mnist"), options)
+    return train(registered_model("ae_mnist"), options)
 
 
 @pytest.fixture(scope="session")
@@ -60,10 +60,10 @@ def tiny_export(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     """The tiny run exported (fp32, not validated: validation is the export tests' business)."""
     from zoo_export.pipeline import ExportOptions, export_model
 
-    from zoo_core.registry import get_model
+    from zoo_core.registry import registered_model
 
     out = tmp_path_factory.mktemp("fuzz-export") / "export"
-    return export_model(get_model("ae_mnist"), ExportOptions(run=tiny_run, out=out, validate=False,
+    return export_model(registered_model("ae_mnist"), ExportOptions(run=tiny_run, out=out, validate=False,
                                                              log=lambda line: None))
 
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from zoo_core.config import parse_assignment, resolve_config
-from zoo_core.registry import get_model
+from zoo_core.registry import registered_model
 
 FIRST_PARTY = ("ae_mnist", "vae_faces", "cyclegan_hair")
 
@@ -288,7 +288,7 @@ def test_checkpoints(tiny_run: Path, data: st.DataObject) -> None:
     with scratch() as folder:
         path = folder / "last.safetensors"
         path.write_bytes(content)
-        assert_bounded(lambda: load_model(get_model("ae_mnist"), checkpoint=path, device="cpu", log=None))
+        assert_bounded(lambda: load_model(registered_model("ae_mnist"), checkpoint=path, device="cpu", log=None))
 
 
 # -- run directories for --resume ----------------------------------------------------------------------------------
@@ -316,7 +316,7 @@ def test_run_directories_for_resume(tiny_run: Path, data: st.DataObject) -> None
             (run / "checkpoints" / ".last.safetensors.abcd1234.tmp").write_bytes(b"half")
             (run / "checkpoints" / ".tmpAb12Cd").write_bytes(b"half")
         options = TrainOptions(resume=run, max_steps=6, progress=False, device="cpu")
-        assert_bounded(lambda: train(get_model("ae_mnist"), options))
+        assert_bounded(lambda: train(registered_model("ae_mnist"), options))
         if part == "leftovers":
             assert not [p.name for p in (run / "checkpoints").iterdir() if "tmp" in p.name]
 
@@ -372,7 +372,7 @@ set_values = st.one_of(
 
 @given(model=st.sampled_from(FIRST_PARTY), data=st.data())
 def test_set_values(model: str, data: st.DataObject) -> None:
-    spec = get_model(model).spec
+    spec = registered_model(model).spec
     key = data.draw(st.one_of(st.sampled_from(sorted(spec.preset("quick").values)), st.text(max_size=8)))
     text = f"{key}={data.draw(set_values)}"
 
@@ -382,7 +382,7 @@ def test_set_values(model: str, data: st.DataObject) -> None:
         if model == "ae_mnist":  # its networks are small at any accepted size: build them too
             from zoo_core.models import build_model
 
-            build_model(get_model(model), config)
+            build_model(registered_model(model), config)
 
     assert_bounded(resolve)
 

@@ -26,7 +26,7 @@ from zoo_core.cli import cli
 from zoo_core.config import parse_assignment, resolve_config
 from zoo_core.data.errors import DataError
 from zoo_core.errors import UsageError, ZooError
-from zoo_core.registry import get_model
+from zoo_core.registry import registered_model
 from zoo_core.testing import invoke
 
 ZOO = str(Path(sys.executable).parent / "zoo")
@@ -151,7 +151,7 @@ def test_4_checkpoint_metadata_is_checked_before_anything_is_built(tiny_run: Pat
     path = tmp_path / "c.safetensors"
     rewrite_checkpoint(path, tensors, meta)
     with pytest.raises(ZooError, match=fragment):
-        load_model(get_model("ae_mnist"), checkpoint=path, device="cpu", log=None)
+        load_model(registered_model("ae_mnist"), checkpoint=path, device="cpu", log=None)
 
 
 def test_4_a_non_object_zoo_field_is_one_error(tiny_run: Path, tmp_path: Path) -> None:
@@ -184,7 +184,7 @@ def test_4_run_directories_are_checked_on_resume(tiny_run: Path, tmp_path: Path,
         meta["position"]["batch"] = -5
         rewrite_checkpoint(run / "checkpoints" / "last.safetensors", tensors, meta)
     with pytest.raises(ZooError, match=fragment):
-        train(get_model("ae_mnist"), TrainOptions(resume=run, max_steps=6, progress=False, device="cpu"))
+        train(registered_model("ae_mnist"), TrainOptions(resume=run, max_steps=6, progress=False, device="cpu"))
 
 
 def test_4_a_torn_last_metrics_line_is_dropped_other_damage_refused(tmp_path: Path) -> None:
@@ -276,7 +276,7 @@ def test_8_train_out_never_overwrites_an_existing_run(tiny_run: Path, tmp_path: 
                                         "lr=1e999", "batch_size=[1]"])
 def test_7_every_number_from_the_user_has_a_range(assignment: str) -> None:
     with pytest.raises(UsageError):
-        resolve_config(get_model("ae_mnist").spec, "quick", dict([parse_assignment(assignment)]))
+        resolve_config(registered_model("ae_mnist").spec, "quick", dict([parse_assignment(assignment)]))
 
 
 @pytest.mark.parametrize("seed", ["-1", "1" * 25])
@@ -313,7 +313,7 @@ def test_9_resume_removes_what_killed_saves_left(tiny_run: Path, tmp_path: Path)
     for path in leftovers:
         path.write_bytes(b"half a save")
     (run / "checkpoints" / "keep.me").write_bytes(b"not zoo's")
-    train(get_model("ae_mnist"), TrainOptions(resume=run, max_steps=6, progress=False, device="cpu"))
+    train(registered_model("ae_mnist"), TrainOptions(resume=run, max_steps=6, progress=False, device="cpu"))
     assert not any(path.exists() for path in leftovers)
     assert (run / "checkpoints" / "keep.me").exists()
 
