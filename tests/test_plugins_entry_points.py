@@ -29,11 +29,13 @@ def test_installed_plugin_is_listed_with_its_hooks_and_registrations(run_zoo, te
     assert done.returncode == 0 and done.stderr == ""
     records = records_of(done.stdout)
     assert sorted(records) == ["zoo-core", "zoo-testplugin"]
+    deprecations = records["zoo-testplugin"].pop("deprecations")  # its task is written against API 0.1
     assert records["zoo-testplugin"] == {
         "name": "zoo-testplugin", "version": "0.3.1", "entry_points": ["testplugin"],
         "hooks": ["zoo_register_commands", "zoo_register_models"], "models": ["testplugin_tiny"], "runtimes": [],
         "commands": ["testplugin-hello"], "errors": [],
     }
+    assert len(deprecations) == 1 and "testplugin_tiny reconstruct" in deprecations[0]
 
 
 def test_installed_plugin_is_found_beside_everything_else_installed(run_zoo, testplugin_site) -> None:

@@ -203,8 +203,8 @@ def test_4_a_torn_last_metrics_line_is_dropped_other_damage_refused(tmp_path: Pa
     (lambda m: m.update(graphs=[]), "graphs must be a non-empty object"),
     (lambda m: m["graphs"]["decoder"].pop("sha256"), "sha256 must be 64 lowercase hex digits"),
     (lambda m: m["graphs"]["decoder"]["outputs"][0].update(value_range=[None, None]), "value_range"),
-    (lambda m: m["graphs"]["decoder"].update(file="../outside.onnx"), "plain .onnx or .pt2 file name"),
-    (lambda m: m["graphs"]["decoder"].update(file="/tmp/outside.onnx"), "plain .onnx or .pt2 file name"),
+    (lambda m: m["graphs"]["decoder"].update(file="../outside.onnx"), "must be a plain .onnx or .pt2 or .pte file name"),
+    (lambda m: m["graphs"]["decoder"].update(file="/tmp/outside.onnx"), "must be a plain .onnx or .pt2 or .pte file name"),
 ])
 def test_5_manifests_are_checked_against_their_schema(tiny_export: Path, tmp_path: Path, edit,
                                                       fragment: str) -> None:
