@@ -133,6 +133,15 @@ def python_api_page() -> str:
         {target: "plugin-api.md" for _, _, target in _exports(ROOT / "zoo_core" / "api.py")})
 
 
+def extension_api_page() -> str:
+    return _api_page(
+        "Extension API: `zoo_core.extend`",
+        "What a distribution that extends zoo beyond models (a runtime, an export format, `zoo serve`, `zoo bench`) "
+        "may import besides the [plugin API](plugin-api.md), generated at build time from `zoo_core.extend`.",
+        "zoo_core.extend", ROOT / "zoo_core" / "extend.py",
+        {target: "plugin-api.md" for _, _, target in _exports(ROOT / "zoo_core" / "api.py")})
+
+
 def plugins_guide_page() -> str:
     text = (ROOT / "PLUGINS.md").read_text()
     note = ("!!! note\n    This page is `PLUGINS.md` from the repository root, included as it is; "
@@ -158,7 +167,8 @@ def on_page_content(html: str, **_: Any) -> str:
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     pages = {"reference/model-cards.md": model_cards_page(), "reference/plugin-api.md": plugin_api_page(),
-             "reference/python-api.md": python_api_page(), "reference/plugins-guide.md": plugins_guide_page(),
+             "reference/python-api.md": python_api_page(), "reference/extension-api.md": extension_api_page(),
+             "reference/plugins-guide.md": plugins_guide_page(),
              "benchmarks/suite.md": benchmarks_page()}
     for uri, content in pages.items():
         files.append(File.generated(config, uri, content=content))
