@@ -6,11 +6,13 @@ from __future__ import annotations
 import difflib
 import fnmatch
 
+from zoo_core.errors import UsageError
 from zoo_core.plugins import RegisteredModel, RegisteredRuntime, get_host
 
 
-class UnknownName(LookupError):
-    """A model or runtime name that nothing registered; the message suggests close matches."""
+class UnknownName(UsageError, LookupError):
+    """A model or runtime name that nothing registered; the message suggests close matches. A UsageError, so that
+    ``zoo.load("typo")`` raises what every other bad argument raises, and a LookupError, as before."""
 
     def __init__(self, kind: str, name: str, known: list[str]) -> None:
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
