@@ -49,6 +49,7 @@ _EXPORTS: dict[str, str] = {
     "TorchRunner": "zoo_core.runtime:TorchRunner",
     "check_inputs": "zoo_core.runtime:check_inputs",
     "dynamic_axes": "zoo_core.runtime:dynamic_axes",
+    "export_to_run": "zoo_core.runtime:export_to_run",
     "held_graphs": "zoo_core.runtime:held_graphs",
     "platform_of": "zoo_core.runtime:platform_of",
     "refuse_precision": "zoo_core.runtime:refuse_precision",

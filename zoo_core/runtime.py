@@ -177,6 +177,25 @@ def refuse_precision(runtime: str, precision: str | None, supported: tuple[str, 
                          "fp16 and int8 graphs run with --runtime onnxruntime on an export made with --fp16 or --int8")
 
 
+def export_to_run(runtime: str, model: RegisteredModel, source: RuntimeSource, precisions: tuple[str, ...],
+                  what: str, made_by: str, device_note: str = "") -> tuple[Path, str]:
+    """The export directory and precision a CPU runtime of exported files (ExecuTorch, OpenVINO) loads ``model``
+    from, after the refusals every such runtime shares: ``--weights`` (checkpoints: export them first), a
+    precision it does not run, a device other than the CPU, a run or checkpoint instead of an export."""
+    if source.weights is not None:
+        raise ZooError(f"--runtime {runtime} runs an export, not --weights: export them first "
+                       f"(zoo export {model.name} --weights {source.weights}) and pass --export DIR")
+    precision = source.precision or "fp32"
+    if precision not in precisions:
+        raise UsageError(f"--runtime {runtime} runs {' or '.join(precisions)} {what}, not --precision {precision}")
+    if source.device not in ("auto", "cpu"):
+        raise UsageError(f"--runtime {runtime} runs on the CPU{device_note}, not --device {source.device}")
+    if source.export is None and (source.run is not None or source.checkpoint is not None):
+        raise ZooError(f"--runtime {runtime} runs an export, not a run or checkpoint: pass --export DIR "
+                       f"(made by `{made_by}`)")
+    return Path(source.export or Path("exports") / model.name), precision
+
+
 def load_torch_runner(model: RegisteredModel, source: RuntimeSource) -> TorchRunner:
     refuse_precision("torch", source.precision)
     return TorchRunner(model, source)

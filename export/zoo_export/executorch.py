@@ -40,6 +40,7 @@ from zoo_core.extend import (
     check_config,
     check_inputs,
     error_line,
+    export_to_run,
     file_sha256,
 )
 from zoo_core.extend import io as zio
@@ -399,18 +400,8 @@ def open_executorch_export(directory: str | Path, model: str | None = None, prec
 
 def load_executorch_runner(model: RegisteredModel, source: RuntimeSource) -> ExecuTorchRunner:
     """The ``executorch`` RuntimeSpec loader: ``--export DIR`` or ``exports/MODEL``, CPU only."""
-    if source.weights is not None:  # weights are checkpoints: an exported runtime runs their export
-        raise ZooError(f"--runtime executorch runs an export, not --weights: export them first "
-                       f"(zoo export {model.name} --weights {source.weights}) and pass --export DIR")
-    precision = source.precision or "fp32"
-    if precision not in PRECISIONS:
-        raise UsageError(f"--runtime executorch runs fp32 or int8 programs, not --precision {precision}")
-    if source.device not in ("auto", "cpu"):
-        raise UsageError(f"--runtime executorch runs on the CPU (XNNPACK), not --device {source.device}")
-    if source.export is None and (source.run is not None or source.checkpoint is not None):
-        raise ZooError("--runtime executorch runs an export, not a run or checkpoint: pass --export DIR "
-                       f"(made by `zoo export {model.name} --format executorch`)")
-    directory = source.export or Path("exports") / model.name
+    directory, precision = export_to_run("executorch", model, source, PRECISIONS, "programs",
+                                         f"zoo export {model.name} --format executorch", " (XNNPACK)")
     runner = open_executorch_export(directory, model.name, precision)
     check_config(model.spec, runner.config, str(Path(directory) / "manifest.json"))
     return runner

@@ -33,6 +33,7 @@ from zoo_core.extend import (
     check_config,
     check_inputs,
     error_line,
+    export_to_run,
 )
 
 PRECISIONS = ("fp32", "int8")
@@ -180,18 +181,8 @@ def open_export(directory: str | Path, model: str | None = None, precision: str 
 
 def load(model: RegisteredModel, source: RuntimeSource) -> OpenVinoRunner:
     """The ``openvino`` RuntimeSpec loader: ``--export DIR`` or ``exports/MODEL``, on the CPU."""
-    if source.weights is not None:  # weights are checkpoints: an exported runtime runs their export
-        raise ZooError(f"--runtime openvino runs an export, not --weights: export them first "
-                       f"(zoo export {model.name} --weights {source.weights}) and pass --export DIR")
-    precision = source.precision or "fp32"
-    if precision not in PRECISIONS:
-        raise UsageError(f"--runtime openvino runs fp32 or int8 graphs, not --precision {precision}")
-    if source.device not in ("auto", "cpu"):
-        raise UsageError(f"--runtime openvino runs on the CPU here, not --device {source.device}")
-    if source.export is None and (source.run is not None or source.checkpoint is not None):
-        raise ZooError("--runtime openvino runs an export, not a run or checkpoint: pass --export DIR "
-                       f"(made by `zoo export {model.name}`)")
-    directory = source.export or Path("exports") / model.name
+    directory, precision = export_to_run("openvino", model, source, PRECISIONS, "graphs", f"zoo export {model.name}",
+                                         " here")
     runner = open_export(directory, model.name, precision, threads_from_env())
     check_config(model.spec, runner.config, str(Path(directory) / "manifest.json"))
     return runner
