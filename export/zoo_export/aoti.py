@@ -34,7 +34,7 @@ from zoo_core.extend import (
     file_sha256,
     refuse_precision,
 )
-from zoo_export.manifest import ExportRecord, load_export, tolerance
+from zoo_export.manifest import ExportRecord, ExportRunner, load_export, tolerance
 from zoo_export.onnx_export import _dynamic_batch, quiet
 from zoo_export.validation import BATCHES, compare
 
@@ -110,29 +110,18 @@ def export_aoti(stage: Path, graph: GraphSpec, runner: Any, trace_batch: int, se
                            "batches": list(BATCHES), "passed": passed}}
 
 
-class AotiRunner:
+class AotiRunner(ExportRunner):
     """An export's ``.pt2`` packages behind zoo's GraphRunner interface; each loads on first use."""
 
     runtime = "aoti"
     platform = "zoo_aoti"
-
-    @property
-    def graph_names(self) -> tuple[str, ...]:
-        """The graphs the export holds."""
-        return tuple(self.export.graph_names)
 
     def __init__(self, export: ExportRecord, device: str) -> None:
         self.export = export
         self.config = export.config
         self.device = device
         self.packages: dict[str, Callable[..., Any]] = {}
-        self.specs: dict[str, GraphSpec] = {}
         self.description = f"aoti (torch {torch.__version__}) on {device}, {export.directory}"
-
-    def graph_spec(self, graph: str) -> GraphSpec:
-        if graph not in self.specs:
-            self.specs[graph] = self.export.graph_spec(graph)
-        return self.specs[graph]
 
     def package(self, graph: str) -> Callable[..., Any]:
         if graph not in self.packages:

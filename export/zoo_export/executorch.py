@@ -44,7 +44,7 @@ from zoo_core.extend import (
     file_sha256,
 )
 from zoo_core.extend import io as zio
-from zoo_export.manifest import ExportRecord, load_export, tolerance
+from zoo_export.manifest import ExportRecord, ExportRunner, load_export, tolerance
 from zoo_export.onnx_export import _dynamic_batch, quiet
 from zoo_export.quantize import Int8Data, Int8Options, Judge, QualityFigure, psnr
 from zoo_export.sessions import SessionSettings
@@ -337,16 +337,11 @@ def _version() -> str:
         return "unknown"
 
 
-class ExecuTorchRunner:
+class ExecuTorchRunner(ExportRunner):
     """An export's ``.pte`` programs behind zoo's GraphRunner interface; each loads on first use."""
 
     runtime = "executorch"
     platform = "zoo_executorch"
-
-    @property
-    def graph_names(self) -> tuple[str, ...]:
-        """The graphs the export holds."""
-        return tuple(self.export.graph_names)
 
     def __init__(self, export: ExportRecord, precision: str = "fp32", threads: int | None = None) -> None:
         if precision not in PRECISIONS:
@@ -358,13 +353,7 @@ class ExecuTorchRunner:
         self.config = export.config
         self.precision = precision
         self.programs: dict[str, Program] = {}
-        self.specs: dict[str, GraphSpec] = {}
         self.description = f"executorch {_version()} (xnnpack) {precision} on cpu, {export.directory}"
-
-    def graph_spec(self, graph: str) -> GraphSpec:
-        if graph not in self.specs:
-            self.specs[graph] = self.export.graph_spec(graph)
-        return self.specs[graph]
 
     def program(self, graph: str) -> Program:
         if graph not in self.programs:

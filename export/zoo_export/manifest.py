@@ -145,6 +145,24 @@ class ExportRecord:
                     listed.append((entry[extra]["file"], entry[extra]["sha256"]))
         return listed
 
+class ExportRunner:
+    """What every runner over an export shares: the checked record (``export``), the graphs it holds and their
+    specs, read once each. Runtimes subclass it and set ``self.export``."""
+
+    export: ExportRecord
+
+    @property
+    def graph_names(self) -> tuple[str, ...]:
+        """The graphs the export holds."""
+        return tuple(self.export.graph_names)
+
+    def graph_spec(self, graph: str) -> GraphSpec:
+        specs = self.__dict__.setdefault("_graph_specs", {})
+        if graph not in specs:
+            specs[graph] = self.export.graph_spec(graph)
+        return specs[graph]
+
+
 
 def read_manifest(directory: Path, model: str = "MODEL") -> dict[str, Any]:
     """Parse ``manifest.json``; a missing, unreadable, foreign or newer one is one clear ZooError that says how to

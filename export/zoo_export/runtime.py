@@ -20,20 +20,15 @@ from typing import Any
 import torch
 
 from zoo_core.extend import GraphSpec, RegisteredModel, RuntimeSource, ZooError, check_config, check_inputs
-from zoo_export.manifest import ExportRecord, load_export
+from zoo_export.manifest import ExportRecord, ExportRunner, load_export
 from zoo_export.sessions import BoundRun, GraphSession, SessionSettings, onnxruntime_module, torch_dtype
 
 
-class OnnxRunner:
+class OnnxRunner(ExportRunner):
     """Exported graphs run by onnxruntime; sessions open on first use of each graph."""
 
     runtime = "onnxruntime"
     platform = "onnxruntime_onnx"
-
-    @property
-    def graph_names(self) -> tuple[str, ...]:
-        """The graphs the export holds."""
-        return tuple(self.export.graph_names)
 
     def __init__(self, export: ExportRecord, settings: SessionSettings) -> None:
         self.export = export
@@ -41,14 +36,8 @@ class OnnxRunner:
         self.config = export.config
         self.sessions: dict[str, GraphSession] = {}
         self.bindings: dict[str, BoundRun] = {}
-        self.specs: dict[str, GraphSpec] = {}
         version = onnxruntime_module().__version__
         self.description = f"onnxruntime {version} {settings.precision} on {settings.device}, {export.directory}"
-
-    def graph_spec(self, graph: str) -> GraphSpec:
-        if graph not in self.specs:
-            self.specs[graph] = self.export.graph_spec(graph)
-        return self.specs[graph]
 
     def session(self, graph: str) -> GraphSession:
         """The session of ``graph`` at the runner's precision (opened once)."""

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from zoo_export.manifest import ExportRecord, load_export
+from zoo_export.manifest import ExportRecord, ExportRunner, load_export
 
 from zoo_core.extend import (
     GraphSpec,
@@ -130,16 +130,11 @@ class GraphModel:
                 for i in range(len(self.spec.outputs))]
 
 
-class OpenVinoRunner:
+class OpenVinoRunner(ExportRunner):
     """An export's ONNX graphs run by OpenVINO on the CPU, behind zoo's GraphRunner interface."""
 
     runtime = "openvino"
     platform = "openvino"
-
-    @property
-    def graph_names(self) -> tuple[str, ...]:
-        """The graphs the export holds."""
-        return tuple(self.export.graph_names)
 
     def __init__(self, export: ExportRecord, precision: str = "fp32", threads: int | None = None) -> None:
         if precision not in PRECISIONS:
