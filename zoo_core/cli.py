@@ -328,7 +328,9 @@ GENERATE_OPTIONS = [
     click.Option(["--strict"], is_flag=True),
     click.Option(["--limit"], type=click.IntRange(min=1)),
     click.Option(["--threads"], type=int, help="CPU threads for torch (default: ZOO_THREADS, else one per core)."),
-    click.Option(["--overwrite"], is_flag=True, help="Streaming tasks: translate every input again, even those a "
+    click.Option(["--per-image"], is_flag=True, help="Tasks that draw --n images: write each to its own PNG in "
+                                                     "--out (a folder), streamed and resumable, for any --n."),
+    click.Option(["--overwrite"], is_flag=True, help="Streaming tasks: make every output again, even those a "
                                                      "previous run into --out finished."),
     click.Option(["--nproc"], type=click.IntRange(1, 256), default=1, show_default=True,
                  help="Streaming tasks: worker processes (cores/N threads each on a CPU, one GPU each on CUDA)."),
@@ -337,7 +339,7 @@ GENERATE_OPTIONS = [
     click.Option(["--address"], help="--engine ray: the cluster to join (default: a local Ray instance)."),
 ]
 COMMON = {p.name for p in GENERATE_OPTIONS}
-STREAM_ONLY = ("overwrite", "nproc", "engine", "address")
+STREAM_ONLY = ("overwrite", "nproc", "engine", "address", "per_image")
 
 
 def generate(model_name: str, task_name: str, params: dict[str, Any]) -> None:
@@ -353,15 +355,21 @@ def generate(model_name: str, task_name: str, params: dict[str, Any]) -> None:
                       strict=params["strict"], limit=params["limit"])
     values = {k: v for k, v in params.items() if k not in COMMON and v is not None and v != ()}
     task = registered_model(model_name).spec.task(task_name)
-    if task.stream:  # one PNG per input, over inputs of any number: the streaming engine
+    streamed = task.stream in ("map", "map-any-size") or (task.stream == "produce" and params["per_image"])
+    if streamed:  # one PNG per input or per drawn image, any number of them: the streaming engine
         from zoo_core.streaming import generate_stream
 
         generate_stream(model_name, task_name, params["runtime"], source, data, values, params)
         return
-    used = [f"--{name}" for name in STREAM_ONLY if params[name] not in (None, False, 1, "local")]
+    defaults = {option.name: option.default for option in GENERATE_OPTIONS}
+    used = [f"--{name.replace('_', '-')}" for name in STREAM_ONLY if params[name] not in (None, False, defaults[name])]
+    if used and task.stream == "produce":
+        raise UsageError(f"{', '.join(used)}: add --per-image (task {task_name} writes one picture without it)")
     if used:
         raise UsageError(f"{', '.join(used)}: only for tasks that write one image per input (task {task_name} "
                          "runs whole)")
+    if task.stream == "produce":
+        check_picture_count(task, values)
     apply_threads(params["threads"])
     model = open_model(model_name, params["runtime"], source, data)
     result = model.run(task_name, seed=params["seed"], **values)
@@ -370,7 +378,18 @@ def generate(model_name: str, task_name: str, params: dict[str, Any]) -> None:
     print(f"zoo: wrote {result.summary} to {where} ({model.runner.description})", file=sys.stderr)
 
 
-def task_option(param: Any) -> click.Parameter:
+def check_picture_count(task: Any, values: dict[str, Any]) -> None:
+    """A produced picture holds at most its ``n``'s maximum; past that, the way to many images is --per-image."""
+    from zoo_core.spec import PRODUCE_COUNT
+
+    count = next(p for p in task.params if p.name == PRODUCE_COUNT)
+    asked = values.get(PRODUCE_COUNT)
+    if asked is not None and count.maximum is not None and asked > count.maximum:
+        raise UsageError(f"--n {asked}: one picture holds at most {int(count.maximum)} images; add --per-image "
+                         f"to write {asked} PNGs, one per image, into an --out folder")
+
+
+def task_option(param: Any, task: Any = None) -> click.Parameter:
     """The click option or argument of a task parameter (an API 0.1 task's click objects are used as they are)."""
     from zoo_core.spec import Param
 
@@ -379,8 +398,11 @@ def task_option(param: Any) -> click.Parameter:
     if param.kind == "images":
         # not exists=True: globs ("photos/*.jpg"), lists and .tar shards are expanded by the task's reader
         return click.Argument([param.name], nargs=-1, required=param.required, type=click.Path(path_type=Path))
+    # a produced count has no ceiling here: --per-image takes any n; one picture's ceiling is checked after
+    uncapped = task is not None and task.stream == "produce" and param.name == "n"
     types: dict[str, Any] = {
-        "int": click.IntRange(_bound(param.minimum), _bound(param.maximum)), "image": click.STRING,
+        "int": click.IntRange(_bound(param.minimum), None if uncapped else _bound(param.maximum)),
+        "image": click.STRING,
         "float": click.FloatRange(param.minimum, param.maximum), "text": click.STRING,
         "choice": click.Choice(param.choices), "bool": click.BOOL,
         "file": click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -413,7 +435,8 @@ class ModelTasks(click.Group):
             generate(model_name, task.name, params)
 
         return click.Command(task.name, callback=callback, help=task.summary,
-                             params=[*map(task_option, task.params), *[_copy_option(o) for o in GENERATE_OPTIONS]])
+                             params=[*(task_option(p, task) for p in task.params),
+                                     *[_copy_option(o) for o in GENERATE_OPTIONS]])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)

@@ -220,7 +220,10 @@ class Param:
 
 
 #: What a task's ``stream`` may declare (see :class:`TaskSpec`).
-STREAM_KINDS = ("", "map", "map-any-size")
+STREAM_KINDS = ("", "map", "map-any-size", "produce")
+
+#: The parameter a ``stream="produce"`` task draws its number of images from.
+PRODUCE_COUNT = "n"
 
 #: Names every task takes besides its own parameters (the Python method and the server add them).
 RESERVED_PARAMS = ("seed", "self", "ctx")
@@ -270,7 +273,9 @@ class TaskSpec:
     ``stream`` lets `zoo generate` run the task over inputs of any number in bounded memory
     (:mod:`zoo_core.streaming`, which calls ``function`` on chunks): ``"map"`` maps each image of its ``images``
     parameter to one named image at the graph's size, ``"map-any-size"`` does the same with fully convolutional
-    graphs (any height and width, so their spatial axes are dynamic), ``""`` runs it whole.
+    graphs (any height and width, so their spatial axes are dynamic), ``"produce"`` draws ``n`` independent
+    images from the seed (an int parameter ``n``; `zoo generate ... --per-image` then writes any number of them, one
+    PNG each, in blocks drawn with seeds derived from ``--seed``), ``""`` runs it whole.
     """
 
     name: str
@@ -285,6 +290,10 @@ class TaskSpec:
     def __post_init__(self) -> None:
         if self.stream not in STREAM_KINDS:
             raise ValueError(f"task {self.name!r}: stream must be one of {STREAM_KINDS}, got {self.stream!r}")
+        if self.stream == "produce" and not any(isinstance(p, Param) and p.name == PRODUCE_COUNT and p.kind == "int"
+                                                for p in self.params):
+            raise ValueError(f"task {self.name!r}: a task that produces images takes an int parameter "
+                             f"{PRODUCE_COUNT!r}, how many")
 
     @property
     def legacy(self) -> bool:

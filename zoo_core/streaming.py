@@ -1,12 +1,17 @@
-"""Generation at scale: a task that maps images to images, run over inputs of any number in bounded memory.
+"""Generation at scale: a task that maps images to images, run over inputs of any number in bounded memory, or
+one that draws images, run for any number of them.
 
 A task declares ``stream="map"`` or ``"map-any-size"`` (:class:`zoo_core.spec.TaskSpec`); `zoo generate` then
-runs it through :func:`stream_task` instead of all at once. The engine reads inputs lazily (folders recursively,
-globs, a text file of paths, WebDataset-style ``.tar`` shards), calls the task's own function on chunks of
-``batch_size`` inputs on two compute threads (one decodes its chunk inside the task while the other runs the graph,
-graph calls serialised by a lock), and encodes and writes each output PNG on writer threads. At most
-``queue_depth`` chunks are in flight, so peak memory is bounded by batch size × queue depth, never by the
-number of inputs.
+runs it through :func:`stream_task` instead of all at once. A task that declares ``stream="produce"`` draws
+``n`` images from the seed; `zoo generate ... --per-image` runs it through :func:`produce_task`, which calls it
+with ``n = batch`` block after block (block ``b`` seeded by :func:`block_seed`) and writes one PNG per image,
+with the same journal, resuming, ``--nproc`` sharding and bounded memory as below.
+
+The engine reads inputs lazily (folders recursively, globs, a text file of paths, WebDataset-style ``.tar``
+shards), calls the task's own function on chunks of ``batch_size`` inputs on two compute threads (one decodes its
+chunk inside the task while the other runs the graph, graph calls serialised by a lock), and encodes and writes
+each output PNG on writer threads. At most ``queue_depth`` chunks are in flight, so peak memory is bounded by batch
+size × queue depth, never by the number of inputs.
 
 Resuming: every output is written atomically (:mod:`zoo_core.io`: a temporary file renamed into place), and
 after each rename one line (input key → output name) is appended to ``OUT/.zoo-stream/journal-RANK.jsonl``,
@@ -260,7 +265,7 @@ def fingerprint(values: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-# -- the engine -------------------------------------------------------------------------------------------------
+# -- options, progress and a task's function on chunks --------------------------------------------------------------
 @dataclass
 class StreamOptions:
     """How :func:`stream_task` runs: ``shard`` is (rank, count) of ``--nproc`` (contiguous blocks of
@@ -374,38 +379,61 @@ class Chunk:
     failed: list[tuple[int, str]]
 
 
-class ChunkRunner:
-    """A streaming task's own function on chunks of ImageInputs, shared by the local engine, --nproc workers and
-    Ray actors: the model is loaded once, graph calls are serialised, an unreadable input fails alone."""
+class TaskChunks:
+    """A streaming task's own function, called chunk after chunk on a model loaded once: graph calls serialised
+    between the compute threads, what the task computes :meth:`~zoo_core.tasks.TaskContext.once` shared."""
+
+    kinds: tuple[str, ...] = ()
 
     def __init__(self, model: Any, task_name: str, params: Mapping[str, Any], seed: int = 0) -> None:
         from zoo_core.spec import load_object
-        from zoo_core.tasks import bind_params, check_seed
+        from zoo_core.tasks import check_seed
 
         self.model = model
         self.task = model.registered.spec.task(task_name)
-        if not self.task.stream:
-            raise UsageError(f"task {task_name} of {model.name} does not stream; it runs whole")
-        self.key = images_param(self.task)
-        self.bound = {k: v for k, v in bind_params(self.task, {**params, self.key: _placeholder()}).items()
-                      if k != self.key}
+        if self.task.stream not in self.kinds:
+            raise UsageError(self.refusal())
+        self.bound = self.bind(params)
         self.seed = check_seed(seed)
         self.runner = LockedRunner(model.runner)
         self.function = load_object(self.task.function)
+        self.shared: dict[str, Any] = {}
+
+    def refusal(self) -> str:
+        return f"task {self.task.name} of {self.model.name} does not stream; it runs whole"
+
+    def bind(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        from zoo_core.tasks import bind_params
+
+        return bind_params(self.task, params)
 
     def fingerprint(self) -> str:
         """What makes two runs' outputs the same file for file (the journal's tag)."""
         return fingerprint({"model": self.model.name, "task": self.task.name, "params": self.bound,
                             "seed": self.seed, "runtime": self.model.runner.description})
 
-    def context(self, picture: bool) -> Any:
+    def context(self, picture: bool, seed: int | None = None) -> Any:
         from zoo_core.tasks import TaskContext
 
         model = self.model
-        ctx = TaskContext(model=model.registered, runner=self.runner, recipe=model.recipe, seed=self.seed,
-                          source=model.source, data_provider=model._data_provider)
+        ctx = TaskContext(model=model.registered, runner=self.runner, recipe=model.recipe,
+                          seed=self.seed if seed is None else seed, source=model.source,
+                          data_provider=model._data_provider, shared=self.shared)
         ctx.stream_picture = picture  # type: ignore[attr-defined]
         return ctx
+
+
+class ChunkRunner(TaskChunks):
+    """A task that maps images to images (``stream="map"``), on chunks of ImageInputs: shared by the local engine,
+    --nproc workers and Ray actors; an unreadable input fails alone."""
+
+    kinds = ("map", "map-any-size")
+
+    def bind(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        from zoo_core.tasks import bind_params
+
+        self.key = images_param(self.task)
+        return {k: v for k, v in bind_params(self.task, {**params, self.key: _placeholder()}).items() if k != self.key}
 
     def _call(self, inputs: list[ImageInput], picture: bool) -> Any:
         result = self.function(self.context(picture), **self.bound, **{self.key: inputs})
@@ -434,11 +462,134 @@ class ChunkRunner:
         return chunk
 
 
+def block_seed(seed: int, block: int) -> int:
+    """The seed block ``block`` of a produced stream draws with: ``seed`` itself for the first block (its images
+    are those ``n=batch`` gives), then independent seeds derived from (seed, block) by NumPy's SeedSequence."""
+    if block == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, block]).generate_state(1)[0])
+
+
+class Producer(TaskChunks):
+    """A task that draws ``n`` images (``stream="produce"``), called with ``n = batch`` on block after block: block
+    ``b`` draws with :func:`block_seed`, so image ``i`` depends on the seed, the batch and ``i`` only (not on
+    how many are asked for, the process count or what a rerun skips)."""
+
+    kinds = ("produce",)
+
+    def __init__(self, model: Any, task_name: str, params: Mapping[str, Any], seed: int = 0,
+                 batch: int = 16) -> None:
+        self.batch = batch
+        super().__init__(model, task_name, params, seed)
+
+    def refusal(self) -> str:
+        return (f"--per-image: task {self.task.name} of {self.model.name} does not draw its images from the seed "
+                "(only tasks that produce images write one PNG each)")
+
+    def bind(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        from zoo_core.spec import PRODUCE_COUNT
+        from zoo_core.tasks import bind_params
+
+        return bind_params(self.task, {**params, PRODUCE_COUNT: self.batch})
+
+    def __call__(self, block: int, picture: bool = False) -> Any:
+        result = self.function(self.context(picture, block_seed(self.seed, block)), **self.bound)
+        if len(result.images) != self.batch:
+            raise UsageError(f"--per-image: task {self.task.name} gave {len(result.images)} images for n={self.batch}"
+                             "; drop the parameters that give it images instead of drawing them")
+        return result
+
+
+# -- the two kinds of work, and the engine under both ---------------------------------------------------------------
+@dataclass
+class Made:
+    """What one chunk made: ``outputs`` (input key, file name, HWC uint8 image), the summary ``picture`` (file
+    name, image) when asked for, and ``failed`` (input key, why)."""
+
+    outputs: list[tuple[str, str, np.ndarray]]
+    picture: tuple[str, np.ndarray] | None = None
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+class MapWork:
+    """``stream="map"``: one output per input, named by the task."""
+
+    def __init__(self, chunks: ChunkRunner, images: Sequence[str | os.PathLike[str]], batch: int) -> None:
+        self.chunks, self.inputs, self.batch = chunks, Inputs(images), batch
+
+    def fingerprint(self) -> str:
+        return self.chunks.fingerprint()
+
+    def count(self) -> int:
+        return self.inputs.count()
+
+    def units(self) -> Iterator[tuple[int, str, Any]]:
+        for index, item, name in unique_stems(iter(self.inputs)):
+            yield index, item.key, (item, name)
+
+    def make(self, block: int, units: list[tuple[str, Any]], picture: bool) -> Made:
+        chunk = self.chunks([as_image_input(item, name) for _, (item, name) in units], picture)
+        made = Made([], failed=[(units[position][0], why) for position, why in chunk.failed])
+        for position, result, index in chunk.outputs:
+            if picture and made.picture is None and result.picture is not None:
+                made.picture = (result.filename, result.picture)
+            made.outputs.append((units[position][0], result.names[index], result.images[index]))
+        return made
+
+    def finish(self) -> None:
+        skipped = self.inputs.skipped
+        if skipped:
+            print(f"zoo: skipped {len(skipped)} non-image file(s) (e.g. {skipped[0].name}); images end in "
+                  f"{', '.join(IMAGE_SUFFIXES)}", file=sys.stderr)
+
+
+#: the most images one produced stream writes (names keep at least 6 digits: sample_000042.png)
+MAX_PRODUCED = 10**9
+
+
+def check_count(total: Any) -> int:
+    if isinstance(total, bool) or not isinstance(total, int) or not 1 <= total <= MAX_PRODUCED:
+        raise UsageError(f"n: a whole number from 1 to {MAX_PRODUCED:,} with --per-image, got {total!r}")
+    return total
+
+
+class ProduceWork:
+    """``stream="produce"``: ``total`` images drawn block by block, written as ``TASK_INDEX.png``."""
+
+    def __init__(self, producer: Producer, total: int) -> None:
+        check_count(total)
+        self.producer, self.total, self.batch = producer, total, producer.batch
+        self.width = max(6, len(str(total - 1)))
+
+    def fingerprint(self) -> str:
+        return self.producer.fingerprint()
+
+    def count(self) -> int:
+        return self.total
+
+    def units(self) -> Iterator[tuple[int, str, Any]]:
+        for index in range(self.total):
+            yield index, str(index), index
+
+    def make(self, block: int, units: list[tuple[str, Any]], picture: bool) -> Made:
+        result = self.producer(block, picture)
+        start = block * self.batch
+        name = self.producer.task.name
+        made = Made([(key, f"{name}_{index:0{self.width}d}.png", result.images[index - start])
+                     for key, index in units])
+        if picture and result.picture is not None:
+            made.picture = (result.filename, result.picture)
+        return made
+
+    def finish(self) -> None:
+        pass
+
+
 def prepare_out(out: str | os.PathLike[str]) -> Path:
-    """The output folder, made; a file there is refused (one PNG per input needs a folder)."""
+    """The output folder, made; a file there is refused (one PNG per image needs a folder)."""
     target = Path(out)
     if target.suffix or (target.exists() and not target.is_dir()):
-        raise UsageError(f"--out {target}: this task writes one PNG per input, so --out must be a folder")
+        raise UsageError(f"--out {target}: this task writes one PNG per image, so --out must be a folder")
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -454,14 +605,31 @@ def stream_task(model: Any, task_name: str, images: Sequence[str | os.PathLike[s
     chunks = ChunkRunner(model, task_name, params, seed)
     if "batch_size" in chunks.bound:
         options.batch_size = int(chunks.bound["batch_size"])
-    target = prepare_out(out)
+    return _run_stream(MapWork(chunks, images, options.batch_size), prepare_out(out), options)
+
+
+def produce_task(model: Any, task_name: str, count: int, params: Mapping[str, Any], out: str | os.PathLike[str],
+                 options: StreamOptions | None = None, seed: int = 0) -> StreamReport:
+    """Draw ``count`` images with task ``task_name`` (``stream="produce"``) of a loaded model, one PNG each, in
+    blocks of ``options.batch_size``, plus the first block's summary picture, into ``out``; resumable like
+    :func:`stream_task`."""
+    options = options or StreamOptions()
+    work = ProduceWork(Producer(model, task_name, params, seed, options.batch_size), count)
+    return _run_stream(work, prepare_out(out), options)
+
+
+def _run_stream(work: Any, target: Path, options: StreamOptions) -> StreamReport:
+    """The engine under both kinds: blocks of ``batch_size`` units (this shard's only), what the journal says is
+    done skipped, at most ``queue_depth`` chunks in flight on two compute threads, PNGs encoded and written on
+    writer threads."""
+    from zoo_core.results import check_output_file, encode_png
+
+    batch = options.batch_size
     rank, count = options.shard
-    journal = Journal(target, chunks.fingerprint(), rank)
+    journal = Journal(target, work.fingerprint(), rank)
     done = {} if options.overwrite else journal.done()
-    inputs = Inputs(images)
-    total = inputs.count()
-    shard_total = sum(min(options.batch_size, total - b) for b in range(0, total, options.batch_size)
-                      if (b // options.batch_size) % count == rank)
+    total = work.count()
+    shard_total = sum(min(batch, total - b) for b in range(0, total, batch) if (b // batch) % count == rank)
     report = StreamReport()
     progress = Progress(shard_total, options.progress)
     in_flight = threading.BoundedSemaphore(options.queue_depth)
@@ -481,39 +649,28 @@ def stream_task(model: Any, task_name: str, images: Sequence[str | os.PathLike[s
         if options.report is not None:
             options.report(*snapshot)
 
-    def run_chunk(chunk: list[tuple[Item, str]], first: bool) -> list[tuple[Item, Any, int]]:
-        done_chunk = chunks([as_image_input(item, name) for item, name in chunk], first)
-        for position, message in done_chunk.failed:
-            if options.strict:
-                raise ZooError(f"{message} (--strict stops at the first unreadable input)")
-            counted(failed=chunk[position][0].key)
-        return [(chunk[position][0], result, index) for position, result, index in done_chunk.outputs]
-
-    def write_one(item: Item, name: str, image: np.ndarray) -> None:
-        from zoo_core.results import check_output_file, encode_png
-
+    def write_one(key: str, name: str, image: np.ndarray) -> None:
         path = target / name
         check_output_file(path, options.force)
         replaced = path.exists()
         _write_png(path, encode_png(image))
-        journal.add(item.key, name)
+        journal.add(key, name)
         counted(written=1, replaced=int(replaced))
 
-    def compute(chunk: list[tuple[Item, str]], first: bool, writers: ThreadPoolExecutor) -> None:
+    def compute(block: int, chunk: list[tuple[str, Any]], picture: bool, writers: ThreadPoolExecutor) -> None:
         try:
-            results = run_chunk(chunk, first)
+            made = work.make(block, chunk, picture)
+            for key, message in made.failed:
+                if options.strict:
+                    raise ZooError(f"{message} (--strict stops at the first unreadable input)")
+                counted(failed=key)
             futures: list[Future[None]] = []
-            pictures_written = False
-            for item, result, index in results:
-                if first and not pictures_written and result.picture is not None:
-                    from zoo_core.results import check_output_file, encode_png
-
-                    picture = target / result.filename
-                    check_output_file(picture, options.force)
-                    futures.append(writers.submit(_write_png, picture, encode_png(result.picture)))
-                    report.summary_picture = picture
-                    pictures_written = True
-                futures.append(writers.submit(write_one, item, result.names[index], result.images[index]))
+            if made.picture is not None:
+                path = target / made.picture[0]
+                check_output_file(path, options.force)
+                futures.append(writers.submit(_write_png, path, encode_png(made.picture[1])))
+                report.summary_picture = path
+            futures += [writers.submit(write_one, key, name, image) for key, name, image in made.outputs]
             for future in futures:
                 future.result()
         except BaseException as error:  # re-raised by the main thread
@@ -524,31 +681,31 @@ def stream_task(model: Any, task_name: str, images: Sequence[str | os.PathLike[s
     with ThreadPoolExecutor(2, thread_name_prefix="zoo-compute") as computers, \
             ThreadPoolExecutor(options.writers, thread_name_prefix="zoo-write") as writers:
         try:
-            chunk: list[tuple[Item, str]] = []
+            chunk: list[tuple[str, Any]] = []
             block = -1
             picture = True  # block 0 composes the summary picture, unless an earlier run did
 
             def submit() -> None:
                 in_flight.acquire()
-                computers.submit(compute, chunk, picture and block == 0, writers)
+                computers.submit(compute, block, chunk, picture and block == 0, writers)
 
-            for index, item, name in unique_stems(iter(inputs)):
+            for index, key, payload in work.units():
                 if errors:
                     break
-                item_block = index // options.batch_size
-                if item_block != block:
+                unit_block = index // batch
+                if unit_block != block:
                     if chunk:
                         submit()
                         chunk = []
-                    block = item_block
-                if item_block % count != rank:
+                    block = unit_block
+                if unit_block % count != rank:
                     continue
-                outputs = done.get(item.key)
+                outputs = done.get(key)
                 if outputs and all(complete_png(target / o) for o in outputs):
                     counted(skipped=1)
                     picture = picture and index != 0
                     continue
-                chunk.append((item, name))
+                chunk.append((key, payload))
             if chunk and not errors:
                 submit()
             for _ in range(options.queue_depth):
@@ -556,11 +713,8 @@ def stream_task(model: Any, task_name: str, images: Sequence[str | os.PathLike[s
         finally:
             journal.close()
     if errors:
-        error = errors[0]
-        raise error
-    if inputs.skipped:
-        print(f"zoo: skipped {len(inputs.skipped)} non-image file(s) (e.g. {inputs.skipped[0].name}); images end "
-              f"in {', '.join(IMAGE_SUFFIXES)}", file=sys.stderr)
+        raise errors[0]
+    work.finish()
     report.seconds = time.monotonic() - started
     progress.update(report.written, report.skipped, len(report.failed), final=True)
     if report.failed:
@@ -592,35 +746,43 @@ def failed_summary(failed: Sequence[str], out: Path, shown: int = 5) -> str:
     return f"zoo: could not read {names}{more} (listed in {out / STATE_DIR})"
 
 
-__all__ = ["Inputs", "Item", "Journal", "StreamOptions", "StreamReport", "complete_png", "stream_task",
-           "unique_stems", "wants_picture"]
+__all__ = ["Inputs", "Item", "Journal", "StreamOptions", "StreamReport", "block_seed", "complete_png",
+           "produce_task", "stream_task", "unique_stems", "wants_picture"]
 
 
 # -- the shells: `zoo generate` on one process, on --nproc processes, on Ray ------------------------------------
 def generate_stream(model_name: str, task_name: str, runtime: str, source: Any, data: Any, values: dict[str, Any],
                     params: Mapping[str, Any]) -> StreamReport:
-    """`zoo generate MODEL TASK INPUTS... --out DIR` for a streaming task; prints progress and the end line."""
+    """`zoo generate MODEL TASK INPUTS... --out DIR` for a task that maps images, or `zoo generate MODEL TASK --n N
+    --per-image --out DIR` for one that produces them; prints progress and the end line."""
     from zoo_core.registry import registered_model
+    from zoo_core.spec import PRODUCE_COUNT
 
     task = registered_model(model_name).spec.task(task_name)
-    key = images_param(task)
-    images = values.pop(key, None)
-    if not images:
-        raise UsageError(f"task {task_name} needs {key}: image files, folders, globs, lists or .tar shards")
+    work: list[Any] | int
+    if task.stream == "produce":
+        work = check_count(values.pop(PRODUCE_COUNT, None) or task_default(task, PRODUCE_COUNT))
+    else:
+        key = images_param(task)
+        work = values.pop(key, None)
+        if not work:
+            raise UsageError(f"task {task_name} needs {key}: image files, folders, globs, lists or .tar shards")
     out = Path(params["out"] or Path("generated") / model_name)
     # onnxruntime's idle threads sleep: spinning took the cores the decode and write threads need (about 1.5x here)
     os.environ.setdefault("ZOO_ORT_SPIN", "0")
     options = StreamOptions(overwrite=params["overwrite"], strict=params["strict"], force=params["force"])
     seed = int(params["seed"])
     if params["engine"] == "ray":
+        if isinstance(work, int):
+            raise UsageError(f"--engine ray runs tasks that map images; {task_name} draws its images (use --nproc)")
         from zoo_core.ray_data import stream_on_ray
 
-        report, description = stream_on_ray(model_name, task_name, runtime, source, images, values, out, options,
+        report, description = stream_on_ray(model_name, task_name, runtime, source, work, values, out, options,
                                              seed=seed, address=params["address"])
     elif params["address"]:
         raise UsageError("--address names a Ray cluster: use it with --engine ray")
     elif params["nproc"] > 1:
-        report, description = stream_processes(model_name, task_name, runtime, source, data, images, values, out,
+        report, description = stream_processes(model_name, task_name, runtime, source, data, work, values, out,
                                                options, seed=seed, nproc=params["nproc"], threads=params["threads"])
     else:
         from zoo_core.library import open_model
@@ -628,7 +790,7 @@ def generate_stream(model_name: str, task_name: str, runtime: str, source: Any, 
 
         apply_threads(params["threads"])
         model = open_model(model_name, runtime, source, data)
-        report = stream_task(model, task_name, images, values, out, options, seed=seed)
+        report = run_stream(model, task_name, work, values, out, options, seed=seed)
         description = model.runner.description
     rate = report.written / report.seconds if report.seconds > 0 else 0.0
     print(f"zoo: {report.line()} into {out} ({rate:.1f} images/s; {description})", file=sys.stderr)
@@ -637,9 +799,21 @@ def generate_stream(model_name: str, task_name: str, runtime: str, source: Any, 
     return report
 
 
+def task_default(task: Any, name: str) -> Any:
+    return next(p.default for p in task.params if getattr(p, "name", None) == name)
+
+
+def run_stream(model: Any, task_name: str, work: Sequence[Any] | int, values: Mapping[str, Any],
+               out: str | os.PathLike[str], options: StreamOptions, seed: int) -> StreamReport:
+    """:func:`produce_task` for a count of images, :func:`stream_task` for inputs."""
+    if isinstance(work, int):
+        return produce_task(model, task_name, work, values, out, options, seed=seed)
+    return stream_task(model, task_name, work, values, out, options, seed=seed)
+
+
 def _worker(rank: int, nproc: int, model_name: str, task_name: str, runtime: str, source: Any, data: Any,
-            images: list[str], values: dict[str, Any], out: str, options: StreamOptions, seed: int, threads: int,
-            counts: Any, results: Any) -> None:
+            work: list[str] | int, values: dict[str, Any], out: str, options: StreamOptions, seed: int,
+            threads: int, counts: Any, results: Any) -> None:
     """One of --nproc processes: its own model, the inputs of its shard, counts shared with the parent."""
     os.environ.setdefault("ZOO_ORT_THREADS", str(threads))
     if source.device in ("auto", "cuda"):
@@ -658,7 +832,7 @@ def _worker(rank: int, nproc: int, model_name: str, task_name: str, runtime: str
             counts[3 * rank:3 * rank + 3] = [written, skipped, failed]
 
         options.shard, options.progress, options.report = (rank, nproc), False, report
-        done = stream_task(model, task_name, images, values, out, options, seed=seed)
+        done = run_stream(model, task_name, work, values, out, options, seed=seed)
         results.put((rank, None, done.written, done.skipped, done.failed, done.seconds, model.runner.description))
     except (ZooError, UsageError) as error:
         results.put((rank, str(error), 0, 0, [], 0.0, ""))
@@ -666,19 +840,20 @@ def _worker(rank: int, nproc: int, model_name: str, task_name: str, runtime: str
         results.put((rank, f"{type(error).__name__}: {error}", 0, 0, [], 0.0, ""))
 
 
-def stream_processes(model_name: str, task_name: str, runtime: str, source: Any, data: Any, images: list[Any],
+def stream_processes(model_name: str, task_name: str, runtime: str, source: Any, data: Any, images: list[Any] | int,
                      values: dict[str, Any], out: Path, options: StreamOptions, seed: int, nproc: int,
                      threads: int | None = None) -> tuple[StreamReport, str]:
     """The stream on ``nproc`` spawned processes, each loading the model once and taking every nproc-th block of
-    ``batch_size`` inputs; outputs are the files one process writes."""
+    ``batch_size`` inputs (or of images to produce, ``images`` a count); outputs are the files one process
+    writes."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # no fork of a process holding threads and sessions
     per_process = threads or max(1, (os.cpu_count() or 1) // nproc)
     counts = context.Array("q", 3 * nproc, lock=False)
     results = context.Queue()
-    paths = [str(i) for i in images]
-    total = Inputs(paths).count()
+    paths: list[str] | int = images if isinstance(images, int) else [str(i) for i in images]
+    total = paths if isinstance(paths, int) else Inputs(paths).count()
     workers = [context.Process(target=_worker, args=(rank, nproc, model_name, task_name, runtime, source, data,
                                                      paths, values, str(out), options, seed, per_process, counts,
                                                      results), daemon=True) for rank in range(nproc)]

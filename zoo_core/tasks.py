@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,9 @@ from zoo_core.spec import REQUIRED, Param, TaskSpec, load_object
 MAX_SEED = 2**32 - 1
 
 
+_ONCE = threading.RLock()
+
+
 @dataclass
 class TaskContext:
     """What a task computes with: :meth:`run` on named graphs (so the same task runs on every runtime), the
@@ -43,6 +47,8 @@ class TaskContext:
     source: DataSource = field(default_factory=DataSource)
     #: where the data comes from when a shell shares one decoded copy between calls (the server)
     data_provider: Callable[[Recipe], TrainingData] | None = None
+    #: what :meth:`once` computed; a stream shares one dict between the chunks of a model it loaded once
+    shared: dict[str, Any] = field(default_factory=dict)
     _data: TrainingData | None = None
     _notes: list[str] = field(default_factory=list)
     _private_out: Path | None = None  # the folder output() made for an API 0.1 task that declares no parameters
@@ -65,6 +71,14 @@ class TaskContext:
             provider = self.data_provider or (lambda recipe: recipe.load_data(self.source))
             self._data = provider(self.recipe)
         return self._data
+
+    def once(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``, called once per loaded model where a stream runs the task chunk after chunk (a fit to
+        the data, say); it must not draw from :meth:`generator`, so a chunk's images do not depend on it."""
+        with _ONCE:  # a stream's two compute threads would both compute it
+            if key not in self.shared:
+                self.shared[key] = compute()
+            return self.shared[key]
 
     def generator(self, offset: int = 0) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed + offset)

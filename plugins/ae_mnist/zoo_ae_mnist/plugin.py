@@ -89,6 +89,7 @@ SPEC = ModelSpec(
                  "codes", ("encoder", "decoder"), "zoo_ae_mnist.tasks:decode",
                  (Param("z_file", "file", None, "float array [N,z_dim] saved with numpy.save.", flag="--z"),
                   Param("n", "int", 16, "How many codes to draw when --z is absent.", minimum=1, maximum=1024)),
+                 stream="produce",
                  web=WebTask("sample", {"graph": "decoder", "prior": "fitted", "encoder": "encoder", "count": "n",
                                         "columns": 16})),
     ),

@@ -77,15 +77,19 @@ def _open_npy(source: Path | bytes) -> np.ndarray:
     return np.load(io.BytesIO(source), allow_pickle=False)
 
 
+def fit_gaussian(ctx: TaskContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation of the codes of ``FIT_ITEMS`` real images (once per stream: it draws nothing)."""
+    (codes,) = ctx.run_batched("encoder", data_images(ctx, FIT_ITEMS), batch_size=256)
+    return codes.mean(0), (codes.std(0) if len(codes) > 1 else torch.ones(codes.shape[1]))
+
+
 def fitted_codes(ctx: TaskContext, count: int) -> torch.Tensor:
     """``count`` draws from a diagonal Gaussian fitted to the codes of real images.
 
     An autoencoder's codes are not standard normal, so plain ``randn`` would decode mostly to blobs.
     """
-    (codes,) = ctx.run_batched("encoder", data_images(ctx, FIT_ITEMS), batch_size=256)
-    mean = codes.mean(0)
-    std = codes.std(0) if len(codes) > 1 else torch.ones(codes.shape[1])
-    noise = torch.randn(count, codes.shape[1], generator=ctx.generator())
+    mean, std = ctx.once("fitted-gaussian", lambda: fit_gaussian(ctx))
+    noise = torch.randn(count, len(mean), generator=ctx.generator())
     return mean + std * noise
 
 

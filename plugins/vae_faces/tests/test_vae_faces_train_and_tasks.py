@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import Result
@@ -110,6 +111,25 @@ def test_each_task_writes_a_png(zoo: Zoo, tiny_run: Path, tmp_path: Path, task: 
         assert written[0] > width and written[1] == height
     else:
         assert written == (width, height)
+
+
+def test_sample_per_image_writes_each_face_and_its_first_block_is_the_plain_sample(zoo: Zoo, tiny_run: Path,
+                                                                                  tmp_path: Path, size: int) -> None:
+    code, output = generate(zoo, tiny_run, "sample", "--n", "20", "--per-image", "--seed", "4", "--out",
+                            tmp_path / "faces")
+    assert code == 0, output
+    files = sorted((tmp_path / "faces").glob("sample_*.png"))
+    assert [f.name for f in files] == [f"sample_{i:06d}.png" for i in range(20)]
+    code, output = generate(zoo, tiny_run, "sample", "--n", "16", "--columns", "16", "--seed", "4", "--out",
+                            tmp_path / "plain.png")
+    assert code == 0, output
+    plain = np.asarray(Image.open(tmp_path / "plain.png"))
+    scale = 128 // size
+    for index in (0, 15):  # tile i of the plain grid (2-pixel padding, upscaled) is file i, upscaled
+        face = np.asarray(Image.open(files[index]))
+        left, top = scale * (2 + index * (size + 2)), scale * 2
+        tile = plain[top:top + scale * size:scale, left:left + scale * size:scale]
+        assert np.array_equal(tile, face), index
 
 
 def test_arithmetic_columns_are_captioned_with_their_terms() -> None:

@@ -88,7 +88,8 @@ SPEC = ModelSpec(
         TaskSpec("sample", "a grid of new faces decoded from z ~ N(0, I)", ("decoder",), TASKS + "sample", (
             Param("n", "int", 18, "How many faces.", minimum=1, maximum=MAX_IMAGES),
             Param("columns", "int", 6, "Faces per grid row.", minimum=1, maximum=MAX_IMAGES),
-        ), web=WebTask("sample", {"graph": "decoder", "prior": "normal", "count": "n", "columns": "columns"})),
+        ), stream="produce",
+            web=WebTask("sample", {"graph": "decoder", "prior": "normal", "count": "n", "columns": "columns"})),
         TaskSpec("reconstruct", "held-out faces above their reconstructions (encoder mu → decoder)",
                  ("encoder", "decoder"), TASKS + "reconstruct", (
             Param("n", "int", 8, "How many faces (drawn with --seed).", minimum=1, maximum=MAX_IMAGES),
