@@ -10,7 +10,12 @@ Run it alone on the machine (the numbers are timings):
 
     flock -x /tmp/zoo-cpu.lock .venv/bin/python benchmarks/scripts/stream_figures.py
 
-Writes benchmarks/results/stream_figures.json.
+Writes benchmarks/results/stream_figures.json. The book-sized generator at 256² (9 residual blocks; a run of the
+book preset, ``zoo train cyclegan_hair --preset book --max-steps 1``, so its weights are close to random), on
+2,000 inputs, throughput and memory only:
+
+    flock -x /tmp/zoo-cpu.lock .venv/bin/python benchmarks/scripts/stream_figures.py --run BOOK_RUN \
+        --image-size 256 --sizes 2000 --only-throughput --out benchmarks/results/stream_figures_256.json
 """
 
 from __future__ import annotations
@@ -98,6 +103,9 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=30)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/stream_figures.json")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run", type=Path, help="a run to export instead of training the quick preset")
+    parser.add_argument("--image-size", type=int, default=64, help="side of the generated input PNGs")
+    parser.add_argument("--only-throughput", action="store_true", help="no kill -9, --nproc or Ray runs")
     args = parser.parse_args()
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -105,7 +113,8 @@ def main() -> None:
     figures: dict[str, object] = {"cpu": cpu_model(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
                                   "command": " ".join(["flock -x /tmp/zoo-cpu.lock", *sys.argv]),
                                   "uptime_before": uptime(), "batch_size": BATCH, "threads": THREADS}
-    run_dir, export = work / "run", work / "export"
+    run_dir, export = args.run or work / "run", work / "export"
+    figures["run"], figures["image_size"] = str(run_dir), args.image_size
     if not (run_dir / "checkpoints" / "last.safetensors").is_file():
         shutil.rmtree(run_dir, ignore_errors=True)
         run([*ZOO, "train", "cyclegan_hair", "--max-steps", str(args.max_steps), "--out", str(run_dir),
@@ -128,7 +137,7 @@ def main() -> None:
     generate = [*ZOO, "generate", "cyclegan_hair", "translate", "--runtime", "onnxruntime", "--export", str(export),
                 "--batch-size", str(BATCH), "--threads", str(THREADS)]
     sizes = [int(s) for s in args.sizes.split(",")]
-    folders = {count: make_folder(work / f"in{count}", count) for count in sizes}
+    folders = {count: make_folder(work / f"in{count}-{args.image_size}", count, args.image_size) for count in sizes}
     runs: dict[str, object] = {}
     for count in sizes:
         out = work / f"out{count}"
@@ -141,6 +150,9 @@ def main() -> None:
     figures["runs"] = runs
     small, large = str(sizes[0]), str(sizes[-1])
     figures["rss_ratio_large_to_small"] = round(runs[large]["peak_rss_mb"] / runs[small]["peak_rss_mb"], 3)
+    if args.only_throughput:
+        finish(figures, args.out)
+        return
 
     # kill -9 at a random point of the small run, then rerun
     reference = pngs(work / f"out{sizes[0]}")
@@ -180,9 +192,13 @@ def main() -> None:
         figures[label] = {"wall_s": result["wall_s"], **end_line(str(result["stderr"])),
                           "identical_to_one_process": pngs(out) == reference}
         print(label, figures[label], file=sys.stderr)
+    finish(figures, args.out)
+
+
+def finish(figures: dict[str, object], out: Path) -> None:
     figures["uptime_after"] = uptime()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps({k: v for k, v in figures.items() if k != "bench"}, indent=2))
 
 

@@ -1,4 +1,4 @@
-"""A bounded soak of a running `zoo serve`: zoo's own asyncio + httpx load generator (not Locust).
+"""A bounded soak of a running `zoo serve`: zoo's own asyncio load generator (raw HTTP/1.1 keep-alive, not Locust).
 
 :func:`max_rate` measures the most requests per second that ``clients`` closed-loop clients get through with
 the request mix; :func:`soak` then sends the same mix open-loop at a fixed rate (a request is started every
@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
-import httpx
 import numpy as np
 
 AE = "ae_mnist.autoencoder"
@@ -114,21 +114,113 @@ class Mix:
         return self.requests[self.random.choices(self.kinds, self.weights)[0]]
 
 
-async def _send(http: httpx.AsyncClient, request: Request) -> tuple[str, float, bool]:
-    """(status or error name, seconds, whether it is what the request must get)."""
-    start = time.perf_counter()
+class _Client:
+    """Keep-alive HTTP/1.1 connections to one server, each request pre-encoded to bytes: a generator cheap enough
+    (tens of microseconds a request) that on a shared CPU the server, not the generator, sets the rate. httpx
+    spent about a millisecond of CPU a request, so at 460 requests/s the generator took a core and fell behind."""
+
+    def __init__(self, url: str, connections: int) -> None:
+        address = urlsplit(url)
+        if address.scheme != "http" or not address.hostname or not address.port:
+            raise ValueError(f"the soak client speaks plain http to host:port, got {url}")
+        self.host, self.port = address.hostname, address.port
+        self.slots = asyncio.Semaphore(connections)
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.raw: dict[int, bytes] = {}
+
+    def encode(self, request: Request) -> bytes:
+        raw = self.raw.get(id(request))
+        if raw is None:
+            body = request.content or b""
+            headers = dict(request.headers)
+            if request.data is not None:
+                body = urlencode(request.data).encode()
+                headers["content-type"] = "application/x-www-form-urlencoded"
+            lines = [f"{request.method} {request.path} HTTP/1.1", f"host: {self.host}:{self.port}",
+                     f"content-length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]
+            raw = self.raw[id(request)] = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+        return raw
+
+    async def send(self, request: Request) -> tuple[str, float, bool]:
+        """(status or error name, seconds, whether it is what the request must get)."""
+        raw = self.encode(request)
+        start = time.perf_counter()  # a wait for a free connection is part of the latency, as on a real client
+        async with self.slots:
+            connection = None
+            try:
+                while True:
+                    reused = bool(self.idle)
+                    connection = self.idle.pop() if reused else await asyncio.open_connection(self.host, self.port)
+                    try:
+                        status, keep = await asyncio.wait_for(_exchange(*connection, raw), 30)
+                        break
+                    except _ClosedIdle:
+                        connection[1].close()  # the server closed it while idle (keep-alive timeout): a new one
+                        connection = None
+                        if not reused:
+                            raise
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as error:
+                if connection is not None:
+                    connection[1].close()
+                return type(error).__name__, time.perf_counter() - start, False
+            seconds = time.perf_counter() - start
+            if keep:
+                self.idle.append(connection)
+            else:
+                connection[1].close()
+        return str(status), seconds, status == request.expected
+
+    async def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+        self.idle.clear()
+
+    async def __aenter__(self) -> _Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class _ClosedIdle(ConnectionError):
+    """The connection was closed before a byte of the answer came (a kept-alive one the server timed out)."""
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> tuple[int, bool]:
+    """Send one request and read its whole answer: (status, whether the connection stays open)."""
     try:
-        response = await http.request(request.method, request.path, content=request.content, data=request.data,
-                                      headers=request.headers)
-        await response.aread()
-    except httpx.HTTPError as error:
-        return type(error).__name__, time.perf_counter() - start, False
-    return str(response.status_code), time.perf_counter() - start, response.status_code == request.expected
+        writer.write(raw)
+        await writer.drain()
+        status_line = await reader.readline()
+    except ConnectionResetError:
+        raise _ClosedIdle from None
+    if not status_line:
+        raise _ClosedIdle
+    parts = status_line.split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
+        raise ValueError(f"not an HTTP answer: {status_line[:80]!r}")
+    status = int(parts[1])
+    length, chunked, keep = 0, False, parts[0] == b"HTTP/1.1"
+    while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+        name, _, value = line.partition(b":")
+        name, value = name.strip().lower(), value.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value
+        elif name == b"connection":
+            keep = value != b"close"
+    if chunked:
+        while (size := int((await reader.readline()).split(b";")[0], 16)) > 0:
+            await reader.readexactly(size + 2)
+        await reader.readline()
+    elif length:
+        await reader.readexactly(length)
+    return status, keep
 
 
-def _client(url: str, connections: int) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(base_url=url, limits=limits, timeout=30)
+def _client(url: str, connections: int) -> _Client:
+    return _Client(url, connections)
 
 
 async def max_rate(url: str, seconds: float = 10.0, clients: int = 16, seed: int = 0) -> float:
@@ -141,7 +233,7 @@ async def max_rate(url: str, seconds: float = 10.0, clients: int = 16, seed: int
         async def client() -> None:
             nonlocal done
             while time.monotonic() < stop:
-                status, _, right = await _send(http, mix.next())
+                status, _, right = await http.send(mix.next())
                 done += 1
                 if not right:
                     wrong[status] += 1
@@ -170,8 +262,8 @@ async def soak(url: str, rate: float, seconds: float, window_s: float, pid: int 
             windows.append(Window(len(windows) * window_s))
         return windows[index]
 
-    async def one(http: httpx.AsyncClient, request: Request) -> None:
-        status, seconds_taken, right = await _send(http, request)
+    async def one(http: _Client, request: Request) -> None:
+        status, seconds_taken, right = await http.send(request)
         current = window()
         current.requests += 1
         current.statuses[status] += 1
