@@ -1,6 +1,7 @@
 """Soak `zoo serve`: 70% of the measured maximum request rate for N minutes, mixed traffic, then the verdict.
 
-The load generator is zoo's own (zoo_serve.soak: asyncio + httpx, open loop at a fixed rate), not Locust.
+The load generator is zoo's own (zoo_serve.soak: asyncio with raw keep-alive HTTP/1.1, open loop at a fixed
+rate), not Locust.
 Mix: v2 inference on ae_mnist.autoencoder with the binary tensor extension (40%) and JSON (30%), the
 ``ae_mnist reconstruct`` task as PNG (10%), and four kinds of bad request (20%: malformed JSON, wrong
 shape, unknown graph, unknown task field) that must get their own 4xx.
@@ -113,7 +114,8 @@ def main() -> None:
               and outcome["rss_growth"] is not None and outcome["rss_growth"] <= 0.05 and code == 0)
     record = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "cpu": cpu_model(), "cores": os.cpu_count(),
               "command": " ".join([Path(sys.executable).name, *sys.argv]), "load_before": load_before,
-              "load_after": os.getloadavg(), "generator": "zoo_serve.soak (asyncio + httpx, open loop)",
+              "load_after": os.getloadavg(),
+              "generator": "zoo_serve.soak (asyncio, raw keep-alive HTTP/1.1, open loop)",
               "workers": args.workers, "max_rate_per_s": round(maximum, 1), "share": args.share,
               "verdict": outcome, "passed": passed, "server_exit_code": code,
               "tracebacks_in_log": log_text.count("Traceback"), **result}

@@ -1,4 +1,4 @@
-"""A short soak of a real `zoo serve` (issue 22): zoo's asyncio + httpx generator (zoo_serve.soak) at 70% of the
+"""A short soak of a real `zoo serve` (issue 22): zoo's asyncio generator (zoo_serve.soak) at 70% of the
 maximum rate it measured, 20 s of mixed v2 binary/JSON inference, a task route and bad requests. The 2- and
 30-minute runs are `python benchmarks/scripts/soak.py --minutes 2|30`.
 
