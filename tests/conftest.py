@@ -209,3 +209,25 @@ def build_model_spec(name: str, **changes: object) -> ModelSpec:
 @pytest.fixture
 def model_spec() -> Callable[..., ModelSpec]:
     return build_model_spec
+
+
+#: tiny runs written by zoo 0.1.0 and the PNGs that release wrote from them (tests/test_task_api.py)
+PREVIOUS_RELEASE = Path(__file__).parent / "data" / "previous_release"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private embedded-data cache for the module, never the user's."""
+    from zoo_core.testing import private_cache
+
+    with private_cache(tmp_path_factory.mktemp("cache")) as folder:
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the previous release's runs (loading must not need to write next to them)."""
+    root = tmp_path_factory.mktemp("previous")
+    for name in ("ae_mnist", "cyclegan_hair"):
+        shutil.copytree(PREVIOUS_RELEASE / name, root / name)
+    return root

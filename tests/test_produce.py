@@ -8,7 +8,6 @@ Gaussian fitted to the data's codes.
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,23 +16,15 @@ from PIL import Image
 
 import zoo
 from zoo_core.streaming import STATE_DIR, StreamOptions, block_seed, produce_task
-from zoo_core.testing import invoke, private_cache
+from zoo_core.testing import invoke
 
 PREVIOUS = Path(__file__).parent / "data" / "previous_release"
 BLOCK = StreamOptions().batch_size
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory):
-    with private_cache(tmp_path_factory.mktemp("cache")) as folder:
-        yield folder
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("previous") / "ae_mnist"
-    shutil.copytree(PREVIOUS / "ae_mnist", target)
-    return target
+def run(runs: Path) -> Path:
+    return runs / "ae_mnist"
 
 
 @pytest.fixture(scope="module")

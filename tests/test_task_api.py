@@ -9,7 +9,6 @@ from __future__ import annotations
 import inspect
 import io
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,24 +20,9 @@ from PIL import Image
 import zoo
 from zoo_core.errors import UsageError
 from zoo_core.results import TaskResult, to_uint8_images
-from zoo_core.testing import invoke, private_cache
+from zoo_core.testing import invoke
 
 PREVIOUS = Path(__file__).parent / "data" / "previous_release"
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory):
-    with private_cache(tmp_path_factory.mktemp("cache")) as folder:
-        yield folder
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the previous release's runs (loading must not need to write next to them)."""
-    root = tmp_path_factory.mktemp("previous")
-    for name in ("ae_mnist", "cyclegan_hair"):
-        shutil.copytree(PREVIOUS / name, root / name)
-    return root
 
 
 # -- the previous release's runs give the same bytes -----------------------------------------------------------------
