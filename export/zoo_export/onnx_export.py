@@ -192,12 +192,9 @@ def metadata_properties(model: str, plugin: str, plugin_version: str, zoo_versio
             "zoo_precision": precision, "zoo_graph": json.dumps(graph_record, sort_keys=True)}
 
 
-def second_size_error(module: nn.Module, path: Path, inputs: tuple[torch.Tensor, ...],
-                      spatial: tuple[int, ...]) -> float:
-    """Relative L2 error of the file against ``module`` on inputs resized to a second, non-square size (8 and 4
-    pixels larger: a dynamic spatial axis must hold at more than the traced size)."""
-    import numpy as np
-    import onnxruntime as ort
+def second_size_inputs(inputs: Sequence[torch.Tensor], spatial: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+    """``inputs`` with their 4-D images resized 8 and 4 pixels larger: the second, non-square size at which every
+    format checks that a dynamic spatial axis holds at more than the traced size."""
     import torch.nn.functional as F
 
     resized = []
@@ -206,6 +203,17 @@ def second_size_error(module: nn.Module, path: Path, inputs: tuple[torch.Tensor,
             size = (tensor.shape[2] + 8, tensor.shape[3] + 4)
             tensor = F.interpolate(tensor.float(), size=size, mode="bilinear").to(tensor.dtype)
         resized.append(tensor)
+    return tuple(resized)
+
+
+def second_size_error(module: nn.Module, path: Path, inputs: tuple[torch.Tensor, ...],
+                      spatial: tuple[int, ...]) -> float:
+    """Relative L2 error of the file against ``module`` on inputs resized to a second, non-square size (8 and 4
+    pixels larger: a dynamic spatial axis must hold at more than the traced size)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    resized = second_size_inputs(inputs, spatial)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feeds = {arg.name: t.numpy() for arg, t in zip(session.get_inputs(), resized, strict=True)}
     got = session.run(None, feeds)

@@ -65,9 +65,10 @@ class Generator(nn.Module):
         self.last = nn.Conv2d(features, channels, 7, 1, 3, padding_mode="reflect")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        problem = size_problem(int(x.shape[-2]), int(x.shape[-1]))  # static at export: no node in the graph
-        if problem is not None:
-            raise ZooError(f"cyclegan generator: {problem}")
+        if not torch.compiler.is_compiling():  # int() of a traced size would pin it: exports keep H and W free
+            problem = size_problem(int(x.shape[-2]), int(x.shape[-1]))
+            if problem is not None:
+                raise ZooError(f"cyclegan generator: {problem}")
         x = self.initial(x)
         x = self.down(x)
         x = self.residuals(x)
