@@ -26,7 +26,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -96,18 +96,43 @@ def train(name: str, args: argparse.Namespace) -> dict[str, Any]:
     run = args.work / "runs" / name
     if name == "cyclegan_book":
         extra = [*extra, "--max-steps", str(args.book_steps)]
-    if (run / "checkpoints" / "last.safetensors").is_file():
-        return {"run": str(run), "reused": True, "arguments": extra}
     command = [*ZOO, "train", model, *extra, "--out", str(run), "--threads", str(args.threads), "--no-progress"]
+    resumed_from = None
+    if (run / "checkpoints" / "last.safetensors").is_file():
+        done = checkpoint_steps(run)
+        if name != "cyclegan_book" or done is None or done >= args.book_steps:
+            return {"run": str(run), "reused": True, "arguments": extra}
+        # a book run stopped short (--book-until, an interruption) continues where it stopped
+        resumed_from = done
+        command = [*ZOO, "train", model, "--resume", str(run), "--max-steps", str(args.book_steps), "--threads",
+                   str(args.threads), "--no-progress"]
     limit = None
     if name == "cyclegan_book" and args.book_until:
         hour, minute = map(int, args.book_until.split(":"))
         now = datetime.now(UTC)
-        limit = max(60.0, (now.replace(hour=hour, minute=minute, second=0) - now).total_seconds())
+        until = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if until <= now:  # 00:40 asked at 23:42 means tomorrow's
+            until += timedelta(days=1)
+        limit = max(60.0, (until - now).total_seconds())
     result = timed(command, args.work / f"train-{name}.log", limit)
+    if resumed_from is not None:
+        result["resumed_from_step"] = resumed_from
     steps = re.findall(r"at step (\d+)", Path(result["log"]).read_text())
     return {"run": str(run), "reused": False, "arguments": extra, "steps_reached": int(steps[-1]) if steps else None,
             **result}
+
+
+def checkpoint_steps(run: Path) -> int | None:
+    """The optimizer steps the run's last checkpoint holds (``position.global_step`` of its zoo metadata)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(run / "checkpoints" / "last.safetensors"), "np") as handle:
+            record = json.loads((handle.metadata() or {}).get("zoo", "{}"))
+    except (OSError, ValueError):
+        return None
+    step = record.get("position", {}).get("global_step") if isinstance(record, dict) else None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
 
 
 def steps_of(run: Path) -> int | None:
