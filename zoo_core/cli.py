@@ -412,8 +412,11 @@ def task_option(param: Any, task: Any = None) -> click.Parameter:
         return click.Argument([param.name], type=types[param.kind], required=param.required, default=default)
     if param.kind == "bool":
         return click.Option([param.option, param.name], is_flag=True, default=bool(default), help=param.help)
+    text = param.help
+    if uncapped and param.maximum is not None:
+        text = f"{text} At most {int(param.maximum)} in one picture; any number with --per-image.".strip()
     return click.Option([param.option, param.name], type=types[param.kind], default=default,
-                        required=param.required, show_default=default is not None, help=param.help)
+                        required=param.required, show_default=default is not None, help=text)
 
 
 def _bound(value: float | None) -> int | None:
