@@ -303,8 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         part["train"] = training = train(name, args)
         run = Path(training["run"])
         part["steps"] = steps_of(run)
-        if part["steps"] is None and name == "cyclegan_book":
-            part["steps"] = training.get("steps_reached")  # shorter than an epoch: no metrics line
+        if part["steps"] is None and name == "cyclegan_book":  # shorter than an epoch: no metrics line
+            part["steps"] = training.get("steps_reached") or checkpoint_steps(run)
         if training.get("returncode", 0) != 0 and not training.get("interrupted"):
             part["error"] = f"training failed, see {training['log']}"
         else:
