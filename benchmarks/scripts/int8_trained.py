@@ -50,6 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip", action="append", default=[], choices=sorted(RUNS), help="leave a run out")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks/results/int8_trained.json")
     parser.add_argument("--markdown-only", action="store_true", help="rewrite the .md from the existing JSON")
+    parser.add_argument("--calibration-only", action="store_true",
+                        help="measure calibration alone again for every graph of the existing JSON's exports")
     return parser.parse_args(argv)
 
 
@@ -162,15 +164,22 @@ def export(name: str, run: Path, args: argparse.Namespace) -> tuple[dict[str, An
     return result, manifest
 
 
+PREPROCESS = """
+import json, resource, sys, time
+from pathlib import Path
+from zoo_export.quantize import preprocess
+started = time.perf_counter()
+preprocess(Path(sys.argv[1]), Path(sys.argv[2]))
+print(json.dumps({"seconds": round(time.perf_counter() - started, 1),
+                  "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+"""
+
 CALIBRATE = """
 import json, resource, sys, time
 import numpy as np
 from pathlib import Path
 from zoo_export.int8_calibration import ArraySource, collect_ranges, sample_rule
-from zoo_export.quantize import preprocess
-fp32, work, shape = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])
-pre = work / "calibration-pre.onnx"
-preprocess(fp32, pre)
+pre, shape = Path(sys.argv[1]), json.loads(sys.argv[2])
 count = sample_rule(int(np.prod(shape[1:])))
 data = np.clip(np.random.default_rng(0).standard_normal([count, *shape[1:]]).astype(np.float32) * 0.5, -1, 1)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -183,14 +192,22 @@ print(json.dumps({"samples": count, "chunk": ranges.chunk, "passes": ranges.pass
 """
 
 
-def calibration_alone(fp32: Path, work: Path, shape: list[Any]) -> dict[str, Any]:
-    """The bounded calibration of one graph in a fresh process (all three methods, the rule's sample count):
-    its time and the process's peak RSS, apart from the export's validation and torch reference."""
-    done = subprocess.run([sys.executable, "-c", CALIBRATE, str(fp32), str(work), json.dumps(shape)],
-                          capture_output=True, text=True, check=False)
+def _python(script: str, *arguments: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-c", script, *arguments], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def calibration_alone(fp32: Path, work: Path, shape: list[Any]) -> dict[str, Any]:
+    """The bounded calibration of one graph in a fresh process (all three methods, the rule's sample count): its
+    time and the process's peak RSS, after onnxruntime's quantization pre-processing of the file, which runs in a
+    process of its own before it (its time and peak are reported apart: ``preprocess``)."""
+    pre = work / "calibration-pre.onnx"
+    prepared = _python(PREPROCESS, str(fp32), str(pre))
+    if "error" in prepared:
+        return {"error": prepared["error"], "stage": "preprocess"}
+    return {**_python(CALIBRATE, str(pre), json.dumps(shape)), "preprocess": prepared}
 
 
 def time_files(fp32: Path, int8: Path, threads: int, shapes: list[list[Any]]) -> dict[str, Any]:
@@ -258,14 +275,20 @@ def markdown(result: dict[str, Any]) -> str:
                          f"{len(row['fp32_layers']) if row['fp32_layers'] is not None else '–'} | "
                          f"{psnr_value if psnr_value is None else f'{psnr_value:.1f}'} | {other or '–'} | {speed} | "
                          f"{again or '–'} |")
+    again = result.get("calibration_alone_run")
+    when = (f"; measured by `{again['command']}` on {again['date']}, load {again['load_before'][0]} at the start"
+            if again else "")
     lines += ["", "Calibration alone (a fresh process: the rule's sample count, minmax + entropy + percentile ranges "
-              "in two passes; time and peak RSS of the process, model loading included):", ""]
+              f"in two passes; time and peak RSS of the process, model loading included{when}):", ""]
     for name, part in result["runs"].items():
         for row in part.get("graphs", []):
             alone = row.get("calibration_alone") or {}
             if "seconds" in alone:
+                prepared = alone.get("preprocess") or {}
+                before = (f"; pre-processing the file before it, in a process of its own: {prepared['seconds']} s, "
+                          f"peak RSS {prepared['peak_rss_mib']} MiB") if prepared else ""
                 lines.append(f"- {name}/{row['graph']}: {alone['samples']} samples, chunk {alone['chunk']}, "
-                             f"{alone['seconds']} s, peak RSS {alone['peak_rss_mib']} MiB")
+                             f"{alone['seconds']} s, peak RSS {alone['peak_rss_mib']} MiB{before}")
     lines += ["", "Why each graph ended as it did (the export's own words, `int8_search.why` in the manifest):", ""]
     for name, part in result["runs"].items():
         for row in part.get("graphs", []):
@@ -287,6 +310,24 @@ def main(argv: list[str] | None = None) -> int:
     md = args.results.with_suffix(".md")
     if args.markdown_only:
         md.write_text(markdown(json.loads(args.results.read_text())))
+        return 0
+    if args.calibration_only:
+        result = json.loads(args.results.read_text())
+        result["calibration_alone_run"] = {
+            "command": "python benchmarks/scripts/int8_trained.py " + shlex.join(argv if argv is not None
+                                                                                  else sys.argv[1:]),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"), "load_before": load()}
+        for name, part in result["runs"].items():
+            export_dir = args.work / "exports" / name
+            manifest = json.loads((export_dir / "manifest.json").read_text())
+            for row in part.get("graphs", []):
+                shape = list(manifest["graphs"][row["graph"]]["inputs"][0]["shape"])
+                row["calibration_alone"] = calibration_alone(export_dir / manifest["graphs"][row["graph"]]["file"],
+                                                             export_dir.parent, shape)
+                print(f"{name}/{row['graph']}: {row['calibration_alone']}", file=sys.stderr)
+        result["calibration_alone_run"]["load_after"] = load()
+        args.results.write_text(json.dumps(result, indent=1) + "\n")
+        md.write_text(markdown(result))
         return 0
     args.work.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {
