@@ -84,6 +84,34 @@ def run(command: list[str], env: dict[str, str] | None = None) -> dict[str, obje
             "stderr": stderr}
 
 
+def io_cost(folder: Path, count: int = 300) -> dict[str, float]:
+    """CPU milliseconds per image that streaming spends besides the graph, on one thread: the decode translate does
+    (``ImageInput.decode`` at the image's own size) and the encode of an output of that size (``encode_png``, the
+    settings every zoo PNG is written with). With ``c`` cores and the graph at ``r`` images/s on all of them, the
+    most a stream can reach is ``1 / (1/r + io/c)``."""
+    from zoo_core.inputs import ImageInput
+    from zoo_core.results import encode_png
+
+    paths = sorted(folder.glob("*.png"))[:count]
+    for path in paths[:10]:  # warm-up: the first decode and encode import Pillow's plugins and zlib
+        encode_png(ImageInput(path.stem, path).decode(None))
+    started = time.process_time()
+    arrays = [ImageInput(p.stem, p).decode(None) for p in paths]
+    decoded = time.process_time()
+    for array in arrays:
+        encode_png(array)
+    encoded = time.process_time()
+    return {"images": len(paths), "decode_ms": round(1e3 * (decoded - started) / len(paths), 3),
+            "encode_ms": round(1e3 * (encoded - decoded) / len(paths), 3)}
+
+
+def io_bound(folder: Path, bench_rate: float) -> dict[str, float]:
+    """:func:`io_cost` and the most a stream can reach with it on ``THREADS`` cores beside the graph."""
+    cost = io_cost(folder)
+    bound = 1 / (1 / bench_rate + (cost["decode_ms"] + cost["encode_ms"]) / 1e3 / THREADS)
+    return {**cost, "bound_images_per_s": round(bound, 1), "bound_vs_bench": round(bound / bench_rate, 3)}
+
+
 def end_line(stderr: str) -> dict[str, float]:
     match = re.search(r"wrote (\d+), skipped (\d+), failed (\d+) into .* \(([\d.]+) images/s", stderr)
     if match is None:
@@ -106,12 +134,24 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="a run to export instead of training the quick preset")
     parser.add_argument("--image-size", type=int, default=64, help="side of the generated input PNGs")
     parser.add_argument("--only-throughput", action="store_true", help="no kill -9, --nproc or Ray runs")
+    parser.add_argument("--io-only", action="store_true",
+                        help="measure the decode and encode cost again into the existing --out (its folders in --work)")
     args = parser.parse_args()
+    if args.io_only:
+        figures = json.loads(args.out.read_text())
+        sizes = [int(s) for s in args.sizes.split(",")]
+        figures["io_per_image"] = io_bound(args.work / f"in{sizes[0]}-{args.image_size}",
+                                           float(figures["bench_items_per_s"]))
+        figures["io_per_image"]["measured"] = {"command": " ".join(sys.argv), "uptime": uptime(),
+                                               "date": datetime.datetime.now().isoformat(timespec="seconds")}
+        args.out.write_text(json.dumps(figures, indent=2) + "\n")
+        print("io", figures["io_per_image"], file=sys.stderr)
+        return
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "ZOO_CACHE_DIR": str(work / "cache")}
     figures: dict[str, object] = {"cpu": cpu_model(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
-                                  "command": " ".join(["flock -x /tmp/zoo-cpu.lock", *sys.argv]),
+                                  "command": " ".join(["python", *sys.argv]),
                                   "uptime_before": uptime(), "batch_size": BATCH, "threads": THREADS}
     run_dir, export = args.run or work / "run", work / "export"
     figures["run"], figures["image_size"] = str(run_dir), args.image_size
@@ -148,6 +188,8 @@ def main() -> None:
                             "vs_bench": round(line["images_per_s"] / bench_rate, 3) if bench_rate else None}
         print(count, runs[str(count)], file=sys.stderr)
     figures["runs"] = runs
+    figures["io_per_image"] = io_bound(folders[sizes[0]], bench_rate)
+    print("io", figures["io_per_image"], file=sys.stderr)
     small, large = str(sizes[0]), str(sizes[-1])
     figures["rss_ratio_large_to_small"] = round(runs[large]["peak_rss_mb"] / runs[small]["peak_rss_mb"], 3)
     if args.only_throughput:
