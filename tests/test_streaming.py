@@ -12,26 +12,18 @@ import sys
 import tarfile
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from click.testing import Result
 from PIL import Image
-from zoo_cyclegan_hair import plugin as cyclegan_plugin
+from zoo_cyclegan_hair import testing as cyclegan_testing
 
 from zoo_core.api import (
     RegisteredModel,
     RuntimeSource,
     TorchRunner,
-    TrainOptions,
-    invoke,
-    isolated_host,
-    private_cache,
-    torch_threads,
-    train,
 )
 from zoo_core.inputs import image_inputs, load_tensor
 from zoo_core.library import Model
@@ -41,51 +33,11 @@ from zoo_core.streaming import STATE_DIR, StreamOptions, complete_png, stream_ta
 
 BATCH = 8
 
-# The cyclegan_hair plugin's tiny run (its tests' conftest), here because this tests the core's streaming engine.
-SIZE = 32
-# The smallest networks that still have every layer: seconds per epoch on two busy cores.
-TINY = {"image_size": SIZE, "load_size": SIZE, "features": 4, "res_blocks": 1, "d_features": 4, "portraits": 40,
-        "batch_size": 2, "epochs": 1, "val_fraction": 0.1}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny networks run fastest on one thread, and far faster on a machine loaded by other work."""
-    with torch_threads(1):
-        yield
-
-
-@pytest.fixture(scope="module")
-def zoo_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Embedded portraits are generated into a temp cache, never the user's."""
-    with private_cache(tmp_path_factory.mktemp("zoo-cache")) as folder:
-        yield folder
-
-
-@pytest.fixture(scope="module")
-def cyclegan_model() -> RegisteredModel:
-    return RegisteredModel(cyclegan_plugin.SPEC, "zoo-cyclegan-hair", "0.1.0")
-
-
-@pytest.fixture(scope="module")
-def tiny_settings() -> dict[str, object]:
-    return dict(TINY)
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory, cyclegan_model: RegisteredModel, zoo_cache: Path) -> Path:
-    """One epoch of the quick recipe shrunk to 32² on 40 embedded portraits, on the CPU."""
-    options = TrainOptions(preset="quick", overrides=dict(TINY), device="cpu", progress=False,
-                           out=tmp_path_factory.mktemp("tiny") / "run")
-    return train(cyclegan_model, options)
-
-
-@pytest.fixture
-def zoo(zoo_cache: Path) -> Iterator[Callable[..., Result]]:
-    """`zoo ARGS` in-process with only the core and cyclegan_hair registered."""
-    with isolated_host((cyclegan_plugin, "zoo-cyclegan-hair")):
-        yield invoke
-
+# the cyclegan_hair plugin's own test fixtures (a private cache, one thread, its tiny run and CLI): this tests the
+# core's streaming engine on that plugin
+one_thread, zoo_cache, cyclegan_model, tiny_run, zoo = (cyclegan_testing.one_thread, cyclegan_testing.zoo_cache,
+                                                        cyclegan_testing.cyclegan_model, cyclegan_testing.tiny_run,
+                                                        cyclegan_testing.zoo)
 
 
 def write_images(folder: Path, count: int, size: tuple[int, int] = (32, 32), seed: int = 0) -> list[Path]:
