@@ -125,15 +125,16 @@ def train(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def checkpoint_steps(run: Path) -> int | None:
-    """The optimizer steps the run's last checkpoint holds (``position.global_step`` of its zoo metadata)."""
-    from safetensors import safe_open
+    """The optimizer steps the run's last checkpoint holds (``position.global_step`` of its zoo metadata, read from
+    the header alone)."""
+    from zoo_core.errors import ZooError
+    from zoo_core.weights import read_metadata
 
     try:
-        with safe_open(str(run / "checkpoints" / "last.safetensors"), "np") as handle:
-            record = json.loads((handle.metadata() or {}).get("zoo", "{}"))
-    except (OSError, ValueError):
+        position = read_metadata(run / "checkpoints" / "last.safetensors").get("position")
+    except ZooError:
         return None
-    step = record.get("position", {}).get("global_step") if isinstance(record, dict) else None
+    step = position.get("global_step") if isinstance(position, dict) else None
     return step if isinstance(step, int) and not isinstance(step, bool) else None
 
 
