@@ -398,8 +398,10 @@ def task_option(param: Any, task: Any = None) -> click.Parameter:
     if param.kind == "images":
         # not exists=True: globs ("photos/*.jpg"), lists and .tar shards are expanded by the task's reader
         return click.Argument([param.name], nargs=-1, required=param.required, type=click.Path(path_type=Path))
+    from zoo_core.spec import PRODUCE_COUNT
+
     # a produced count has no ceiling here: --per-image takes any n; one picture's ceiling is checked after
-    uncapped = task is not None and task.stream == "produce" and param.name == "n"
+    uncapped = task is not None and task.stream == "produce" and param.name == PRODUCE_COUNT
     types: dict[str, Any] = {
         "int": click.IntRange(_bound(param.minimum), None if uncapped else _bound(param.maximum)),
         "image": click.STRING,
